@@ -1,0 +1,103 @@
+// Element-wise functions: GeLU (tanh approximation, as `gelu_pytorch_tanh`), the gated GeLU of the MLP,
+// the sigmoid of the RG-LRU gates and the logits soft cap.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#include "griffin/simd/backend.hpp"
+
+namespace griffin::kernels {
+
+namespace reference {
+inline float gelu_tanh(float x) {
+  const double k = std::sqrt(2.0 / 3.14159265358979323846);
+  const double xd = x;
+  return float(0.5 * xd * (1.0 + std::tanh(k * (xd + 0.044715 * xd * xd * xd))));
+}
+inline void gated_gelu(const float* gate, const float* up, std::size_t n, float* y) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = gelu_tanh(gate[i]) * up[i];
+}
+inline void gelu_in_place(float* x, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
+}
+inline void soft_cap(float* x, std::size_t n, float cap) {
+  for (std::size_t i = 0; i < n; ++i) x[i] = float(cap * std::tanh(double(x[i]) / cap));
+}
+}  // namespace reference
+
+namespace detail {
+inline constexpr float gelu_k = 0.7978845608028654f;  // sqrt(2 / pi)
+inline constexpr float gelu_c = 0.044715f;
+
+template <simd::VectorBackend B>
+typename B::vec gelu_tanh(typename B::vec x) {
+  auto x3 = B::mul(B::mul(x, x), x);
+  auto inner = B::mul(B::set(gelu_k), B::fma(B::set(gelu_c), x3, x));
+  auto half_x = B::mul(B::set(0.5f), x);
+  return B::fma(half_x, B::tanh(inner), half_x);
+}
+inline float gelu_tanh_scalar(float x) {
+  return 0.5f * x * (1.0f + std::tanh(gelu_k * (x + gelu_c * x * x * x)));
+}
+
+// 1 / (1 + exp(-x)), written so that neither large |x| overflows to NaN.
+template <simd::VectorBackend B>
+typename B::vec sigmoid(typename B::vec x) {
+  auto clamped = B::max(B::min(x, B::set(88.0f)), B::set(-88.0f));
+  return B::div(B::set(1.0f), B::add(B::set(1.0f), B::exp(B::sub(B::zero(), clamped))));
+}
+}  // namespace detail
+
+template <simd::VectorBackend B>
+void gelu_in_place(float* x, std::size_t n) {
+  constexpr std::size_t L = B::lanes;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) B::store(x + i, detail::gelu_tanh<B>(B::load(x + i)));
+  for (; i < n; ++i) x[i] = detail::gelu_tanh_scalar(x[i]);
+}
+
+// y = gelu(gate) ⊙ up; y may alias gate or up.
+template <simd::VectorBackend B>
+void gated_gelu(const float* gate, const float* up, std::size_t n, float* y) {
+  constexpr std::size_t L = B::lanes;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) B::store(y + i, B::mul(detail::gelu_tanh<B>(B::load(gate + i)), B::load(up + i)));
+  for (; i < n; ++i) y[i] = detail::gelu_tanh_scalar(gate[i]) * up[i];
+}
+
+// x = cap · tanh(x / cap); cap = 0 means no cap.
+template <simd::VectorBackend B>
+void soft_cap(float* x, std::size_t n, float cap) {
+  if (cap <= 0.0f) return;
+  constexpr std::size_t L = B::lanes;
+  const auto c = B::set(cap);
+  const auto inv_c = B::set(1.0f / cap);
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) B::store(x + i, B::mul(c, B::tanh(B::mul(B::load(x + i), inv_c))));
+  for (; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
+}  // namespace griffin::kernels
+
+namespace griffin::kernels {
+
+// x += y
+template <simd::VectorBackend B>
+void add_in_place(float* x, const float* y, std::size_t n) {
+  constexpr std::size_t L = B::lanes;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) B::store(x + i, B::add(B::load(x + i), B::load(y + i)));
+  for (; i < n; ++i) x[i] += y[i];
+}
+
+// x ⊙= y
+template <simd::VectorBackend B>
+void multiply_in_place(float* x, const float* y, std::size_t n) {
+  constexpr std::size_t L = B::lanes;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) B::store(x + i, B::mul(B::load(x + i), B::load(y + i)));
+  for (; i < n; ++i) x[i] *= y[i];
+}
+
+}  // namespace griffin::kernels

@@ -1,0 +1,84 @@
+// Causal depthwise Conv1D of width K over the RG-LRU channels (spec "Conv1D"):
+//   out[t, c] = b[c] + Σ_k taps[k, c] · u[t - (K-1) + k, c]
+// Inputs before the start of the sequence or in an earlier packed document count as 0. `taps` is the
+// Hugging Face [E, 1, K] weight transposed to [K, E] at load time, so channels are contiguous and the
+// kernel vectorises across channels. The decode state is the last K-1 inputs, oldest first.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "griffin/simd/backend.hpp"
+
+namespace griffin::kernels {
+
+namespace reference {
+// u[t - lag] comes from the chunk or from the state rows carried over from earlier calls; a lag larger
+// than the token's position within its document reads a zero (document masking).
+inline void conv1d(const float* u, std::size_t tokens, std::size_t channels, std::size_t width, const float* taps,
+                   const float* bias, const int* segment_pos, float* state, float* y) {
+  const std::size_t history = width - 1;
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t c = 0; c < channels; ++c) {
+      double acc = bias[c];
+      for (std::size_t k = 0; k < width; ++k) {
+        const std::size_t lag = history - k;
+        if (lag > std::size_t(segment_pos[t])) continue;
+        const float in = lag <= t ? u[(t - lag) * channels + c] : state[(history - (lag - t)) * channels + c];
+        acc += double(taps[k * channels + c]) * in;
+      }
+      y[t * channels + c] = float(acc);
+    }
+  // New state: the last K-1 inputs of (state ++ u), oldest first.
+  std::size_t keep_old = tokens >= history ? 0 : history - tokens;
+  // shift old rows: state rows [history - keep_old, history) become rows [0, keep_old)
+  std::memmove(state, state + (history - keep_old) * channels, keep_old * channels * sizeof(float));
+  const std::size_t from_chunk = history - keep_old;
+  std::memcpy(state + keep_old * channels, u + (tokens - from_chunk) * channels, from_chunk * channels * sizeof(float));
+}
+}  // namespace reference
+
+// u, y: [tokens, channels]; taps [width, channels]; state [width-1, channels] (read, then updated);
+// segment_pos [tokens]: each token's position within its document. Channels [c_begin, c_end) only, so
+// callers can split channels across threads; the state update covers the same channels.
+template <simd::VectorBackend B>
+void conv1d(const float* u, std::size_t tokens, std::size_t channels, std::size_t width, const float* taps,
+            const float* bias, const int* segment_pos, float* state, float* y, std::size_t c_begin,
+            std::size_t c_end) {
+  constexpr std::size_t L = B::lanes;
+  const std::size_t history = width - 1;
+  auto input_row = [&](std::size_t t, std::size_t lag) -> const float* {
+    return lag <= t ? u + (t - lag) * channels : state + (history - (lag - t)) * channels;
+  };
+  for (std::size_t t = 0; t < tokens; ++t) {
+    const std::size_t visible = std::min<std::size_t>(history, std::size_t(std::max(segment_pos[t], 0)));
+    std::size_t c = c_begin;
+    for (; c + L <= c_end; c += L) {
+      auto acc = B::load(bias + c);
+      for (std::size_t lag = 0; lag <= visible; ++lag)
+        acc = B::fma(B::load(taps + (history - lag) * channels + c), B::load(input_row(t, lag) + c), acc);
+      B::store(y + t * channels + c, acc);
+    }
+    for (; c < c_end; ++c) {
+      float acc = bias[c];
+      for (std::size_t lag = 0; lag <= visible; ++lag) acc += taps[(history - lag) * channels + c] * input_row(t, lag)[c];
+      y[t * channels + c] = acc;
+    }
+  }
+  // New state: the last K-1 inputs of (old state ++ u), oldest first.
+  const std::size_t keep_old = tokens >= history ? 0 : history - tokens;
+  const std::size_t n = c_end - c_begin;
+  for (std::size_t r = 0; r < keep_old; ++r)
+    std::memmove(state + r * channels + c_begin, state + (r + history - keep_old) * channels + c_begin, n * sizeof(float));
+  for (std::size_t r = keep_old; r < history; ++r)
+    std::memcpy(state + r * channels + c_begin, u + (tokens - (history - r)) * channels + c_begin, n * sizeof(float));
+}
+
+template <simd::VectorBackend B>
+void conv1d(const float* u, std::size_t tokens, std::size_t channels, std::size_t width, const float* taps,
+            const float* bias, const int* segment_pos, float* state, float* y) {
+  conv1d<B>(u, tokens, channels, width, taps, bias, segment_pos, state, y, 0, channels);
+}
+
+}  // namespace griffin::kernels

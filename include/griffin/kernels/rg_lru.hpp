@@ -1,0 +1,147 @@
+// The RG-LRU (spec "RG-LRU"), all in float32:
+//   r = σ(recurrent_gate(u)), i = σ(input_gate(u)), log_a = -8 · r · softplus(Λ), a = exp(log_a)
+//   h_t = a_t ⊙ h_{t-1} + sqrt(1 - a_t²) ⊙ i_t ⊙ u_t      (a := 0 and the normaliser := 1 at a reset)
+// The gates are block-diagonal linears (H blocks of E/H, weights stored [block, in, out]). The scan is
+// vectorised across channels, never across time.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#include "griffin/kernels/activations.hpp"
+#include "griffin/simd/backend.hpp"
+
+namespace griffin::kernels {
+
+inline constexpr float rg_lru_c = 8.0f;
+
+// softplus(z) = log(1 + exp(z)), without overflow for large z or loss of precision for very negative z.
+inline float softplus(float z) {
+  if (z > 20.0f) return z + std::log1p(std::exp(-z));
+  return std::log1p(std::exp(z));
+}
+
+// -c · softplus(Λ): the per-channel constant the scan multiplies by r; computed once at load time.
+inline float rg_lru_log_a_scale(float recurrent_param) { return -rg_lru_c * softplus(recurrent_param); }
+
+namespace reference {
+// y[t, h·bw + j] = Σ_i x[t, h·bw + i] · w[h, i, j] + b[h, j]
+inline void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width, std::size_t blocks,
+                                  const float* w, const float* b, float* y) {
+  const std::size_t bw = width / blocks;
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t h = 0; h < blocks; ++h)
+      for (std::size_t j = 0; j < bw; ++j) {
+        double acc = b[h * bw + j];
+        for (std::size_t i = 0; i < bw; ++i) acc += double(x[t * width + h * bw + i]) * w[(h * bw + i) * bw + j];
+        y[t * width + h * bw + j] = float(acc);
+      }
+}
+
+inline double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+
+// x, y: [tokens, width]; gate_x, gate_a: the input and recurrence gates before the sigmoid;
+// log_a_scale: -c·softplus(Λ) per channel; h: [width] state, read and updated.
+inline void rg_lru_scan(const float* x, const float* gate_x, const float* gate_a, const float* log_a_scale,
+                        const int* segment_pos, std::size_t tokens, std::size_t width, float* h, float* y) {
+  for (std::size_t t = 0; t < tokens; ++t) {
+    const bool reset = segment_pos[t] == 0;
+    for (std::size_t c = 0; c < width; ++c) {
+      const std::size_t at = t * width + c;
+      const double log_a = double(log_a_scale[c]) * sigmoid(gate_a[at]);
+      const double a = reset ? 0.0 : std::exp(log_a);
+      const double normaliser = reset ? 1.0 : std::sqrt(-std::expm1(2.0 * log_a));
+      const double next = a * h[c] + double(x[at]) * sigmoid(gate_x[at]) * normaliser;
+      h[c] = float(next);
+      y[at] = h[c];
+    }
+  }
+}
+}  // namespace reference
+
+// y = block_diagonal(x) for all tokens; x, y: [tokens, width], w: [blocks, bw, bw], b: [blocks, bw].
+template <simd::VectorBackend B>
+void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width, std::size_t blocks,
+                           const float* w, const float* b, float* y) {
+  constexpr std::size_t L = B::lanes;
+  const std::size_t bw = width / blocks;
+  for (std::size_t t = 0; t < tokens; ++t) {
+    const float* xt = x + t * width;
+    float* yt = y + t * width;
+    for (std::size_t h = 0; h < blocks; ++h) {
+      const float* wh = w + h * bw * bw;
+      std::size_t j = 0;
+      // Four vectors of outputs at a time: each broadcast input feeds four FMAs.
+      for (; j + 4 * L <= bw; j += 4 * L) {
+        typename B::vec acc[4];
+        for (int q = 0; q < 4; ++q) acc[q] = B::load(b + h * bw + j + q * L);
+        for (std::size_t i = 0; i < bw; ++i) {
+          const auto xi = B::set(xt[h * bw + i]);
+          for (int q = 0; q < 4; ++q) acc[q] = B::fma(xi, B::load(wh + i * bw + j + q * L), acc[q]);
+        }
+        for (int q = 0; q < 4; ++q) B::store(yt + h * bw + j + q * L, acc[q]);
+      }
+      for (; j + L <= bw; j += L) {
+        auto acc = B::load(b + h * bw + j);
+        for (std::size_t i = 0; i < bw; ++i) acc = B::fma(B::set(xt[h * bw + i]), B::load(wh + i * bw + j), acc);
+        B::store(yt + h * bw + j, acc);
+      }
+      for (; j < bw; ++j) {
+        float acc = b[h * bw + j];
+        for (std::size_t i = 0; i < bw; ++i) acc += xt[h * bw + i] * wh[i * bw + j];
+        yt[h * bw + j] = acc;
+      }
+    }
+  }
+}
+
+// The scan over channels [c_begin, c_end); arguments as in reference::rg_lru_scan.
+template <simd::VectorBackend B>
+void rg_lru_scan(const float* x, const float* gate_x, const float* gate_a, const float* log_a_scale,
+                 const int* segment_pos, std::size_t tokens, std::size_t width, float* h, float* y,
+                 std::size_t c_begin, std::size_t c_end) {
+  constexpr std::size_t L = B::lanes;
+  std::size_t c = c_begin;
+  for (; c + L <= c_end; c += L) {
+    auto state = B::load(h + c);
+    const auto scale = B::load(log_a_scale + c);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::size_t at = t * width + c;
+      const auto input = B::mul(B::load(x + at), detail::sigmoid<B>(B::load(gate_x + at)));
+      if (segment_pos[t] == 0) {
+        state = input;  // a reset: no decay, normaliser 1
+      } else {
+        const auto log_a = B::mul(scale, detail::sigmoid<B>(B::load(gate_a + at)));
+        const auto a = B::exp(log_a);
+        // sqrt(1 - a²) = sqrt(-expm1(2·log_a)): exact as a → 1, where 1 - a² would cancel.
+        const auto normaliser = B::sqrt(B::sub(B::zero(), B::expm1(B::add(log_a, log_a))));
+        state = B::fma(a, state, B::mul(input, normaliser));
+      }
+      B::store(y + at, state);
+    }
+    B::store(h + c, state);
+  }
+  for (; c < c_end; ++c) {
+    float state = h[c];
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::size_t at = t * width + c;
+      const float input = x[at] * (1.0f / (1.0f + std::exp(-gate_x[at])));
+      if (segment_pos[t] == 0) {
+        state = input;
+      } else {
+        const float log_a = log_a_scale[c] * (1.0f / (1.0f + std::exp(-gate_a[at])));
+        state = std::exp(log_a) * state + input * std::sqrt(-std::expm1(2.0f * log_a));
+      }
+      y[at] = state;
+    }
+    h[c] = state;
+  }
+}
+
+template <simd::VectorBackend B>
+void rg_lru_scan(const float* x, const float* gate_x, const float* gate_a, const float* log_a_scale,
+                 const int* segment_pos, std::size_t tokens, std::size_t width, float* h, float* y) {
+  rg_lru_scan<B>(x, gate_x, gate_a, log_a_scale, segment_pos, tokens, width, h, y, 0, width);
+}
+
+}  // namespace griffin::kernels

@@ -1,0 +1,291 @@
+// The model: embedding, a residual stack whose temporal block is chosen per layer (recurrent, local or
+// global MQA), each followed by the gated-GeLU MLP, then the final norm and tied, soft-capped logits
+// (spec "Model"). Weights are shared read-only; everything that changes lives in a State.
+//
+// prefill() runs a whole chunk of B × T tokens with matrix-matrix work: every linear sees all B·T rows at
+// once, the Conv1D and RG-LRU scan run over the chunk per sequence, attention reads the cached keys plus
+// the chunk's own. decode() is the same path with T = 1. Both continue from whatever the state holds, so
+// a prompt can be fed in pieces of any size.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "griffin/config.hpp"
+#include "griffin/kernels/activations.hpp"
+#include "griffin/kernels/attention.hpp"
+#include "griffin/kernels/conv1d.hpp"
+#include "griffin/kernels/embedding.hpp"
+#include "griffin/kernels/linear.hpp"
+#include "griffin/kernels/rg_lru.hpp"
+#include "griffin/kernels/rms_norm.hpp"
+#include "griffin/kernels/rope.hpp"
+#include "griffin/simd/default.hpp"
+#include "griffin/state.hpp"
+#include "griffin/threads.hpp"
+#include "griffin/weights.hpp"
+
+namespace griffin {
+
+// Which rows of logits a prefill returns: every token's, each sequence's last, or none.
+enum class LogitsRows { all, last, none };
+
+// Sees the residual stream as it is computed: name is "embed", "layers.{i}" (after block i) or
+// "final_norm"; rows is [B·T, D] in sequence-major order.
+using HiddenObserver = std::function<void(std::string_view name, std::span<const float> rows)>;
+
+// Raised for inputs the model cannot run: a token outside the vocabulary, a state of another model, a
+// batch that does not match the state.
+struct InputError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+template <class Config = DynamicConfig, simd::VectorBackend Backend = simd::Default>
+class Model {
+ public:
+  using config_type = Config;
+  using backend = Backend;
+
+  // threads = 0: one per hardware thread.
+  Model(Config config, std::shared_ptr<const Weights> weights, std::size_t threads = 0)
+      : config_(std::move(config)), weights_(std::move(weights)), pool_(std::make_shared<ThreadPool>(threads)) {
+    config_.validate();
+    shape_.vocab_size = config_.vocab_size;
+    shape_.width = config_.width;
+    shape_.lru_width = config_.lru_width;
+    shape_.head_dim = config_.head_dim;
+    shape_.conv_width = config_.conv_width;
+    shape_.attention_window = config_.attention_window;
+    shape_.depth = config_.depth;
+    for (std::size_t i = 0; i < config_.depth; ++i) shape_.blocks.push_back(config_.block_type(i));
+    rope_dims_ = config_.rope_dims();
+    embed_scale_ = kernels::embedding_scale(config_.width, config_.hyper.embeddings_scale_by_sqrt_dim);
+  }
+
+  const Config& config() const { return config_; }
+  const Weights& weights() const { return *weights_; }
+  std::shared_ptr<const Weights> shared_weights() const { return weights_; }
+  std::size_t threads() const { return pool_->size(); }
+  // A model with the same weights and another thread count (or its own pool, for concurrent use).
+  Model with_threads(std::size_t threads) const { return Model(config_, weights_, threads); }
+
+  State new_state(std::size_t batch = 1) const { return State(shape_, batch); }
+
+  // Runs tokens [B, T] (sequence-major; B = state.batch_size()) and writes logits: [B, T, V] for
+  // LogitsRows::all, [B, V] for LogitsRows::last.
+  void prefill(State& state, std::span<const int> tokens, std::span<float> logits, LogitsRows rows = LogitsRows::last,
+               const HiddenObserver& observer = {}) const {
+    const std::size_t B = check_state(state);
+    if (tokens.size() % B != 0)
+      throw InputError("griffin: " + std::to_string(tokens.size()) + " tokens do not split into the state's " +
+                       std::to_string(B) + " sequences");
+    const std::size_t T = tokens.size() / B;
+    if (T == 0) throw InputError("griffin: empty prompt (prefill needs at least one token per sequence)");
+    const std::size_t need = rows == LogitsRows::all ? B * T * config_.vocab_size
+                             : rows == LogitsRows::last ? B * config_.vocab_size : 0;
+    if (logits.size() < need)
+      throw InputError("griffin: the logits buffer holds " + std::to_string(logits.size()) + " floats but " +
+                       std::to_string(need) + " are needed");
+    forward(state, tokens.data(), B, T, rows, logits.data(), observer);
+  }
+
+  std::vector<float> prefill(State& state, std::span<const int> tokens, LogitsRows rows = LogitsRows::last,
+                             const HiddenObserver& observer = {}) const {
+    const std::size_t B = check_state(state);
+    const std::size_t T = tokens.size() / B;
+    std::vector<float> out(rows == LogitsRows::all ? B * T * config_.vocab_size
+                           : rows == LogitsRows::last ? B * config_.vocab_size : 0);
+    prefill(state, tokens, out, rows, observer);
+    return out;
+  }
+
+  // One token per sequence: tokens [B] → logits [B, V].
+  void decode(State& state, std::span<const int> tokens, std::span<float> logits) const {
+    const std::size_t B = check_state(state);
+    if (tokens.size() != B)
+      throw InputError("griffin: decode takes one token per sequence: got " + std::to_string(tokens.size()) +
+                       " tokens for a state of " + std::to_string(B) + " sequences");
+    prefill(state, tokens, logits, LogitsRows::last);
+  }
+
+  std::vector<float> decode(State& state, std::span<const int> tokens) const {
+    std::vector<float> out(check_state(state) * config_.vocab_size);
+    decode(state, tokens, out);
+    return out;
+  }
+
+ private:
+  std::size_t check_state(const State& state) const {
+    if (!(state.shape() == shape_))
+      throw InputError("griffin: this state was made for another model (its sizes or block pattern differ)");
+    return state.batch_size();
+  }
+
+  // y = x · Wᵀ + b over `rows` rows, outputs split across threads.
+  void linear(const float* x, std::size_t rows, const Matrix& w, const float* bias, float* y) const {
+    w.visit([&](auto view) {
+      pool_->parallel_for(view.rows, 8, [&](std::size_t begin, std::size_t end) {
+        kernels::linear<Backend>(x, rows, view, bias, y, begin, end);
+      });
+    });
+  }
+
+  void forward(State& state, const int* tokens, std::size_t B, std::size_t T, LogitsRows which, float* logits,
+               const HiddenObserver& observer) const {
+    const std::size_t N = B * T;
+    const std::size_t D = config_.width;
+    const std::size_t V = config_.vocab_size;
+    const Weights& w = *weights_;
+
+    // Positions: token t of sequence b sits at state.position(b) + t. One document per sequence, so the
+    // position is also the segment position that resets the recurrences at 0.
+    std::vector<int> positions(N);
+    for (std::size_t b = 0; b < B; ++b) {
+      const std::int64_t start = state.position(b);
+      if (start + std::int64_t(T) > std::int64_t(std::numeric_limits<int>::max()))
+        throw InputError("griffin: sequence " + std::to_string(b) + " would pass position 2^31 - 1");
+      for (std::size_t t = 0; t < T; ++t) positions[b * T + t] = int(start + std::int64_t(t));
+    }
+    for (std::size_t r = 0; r < N; ++r)
+      if (tokens[r] < 0 || std::size_t(tokens[r]) >= V)
+        throw InputError("griffin: token id " + std::to_string(tokens[r]) + " at sequence " + std::to_string(r / T) +
+                         ", index " + std::to_string(r % T) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+
+    std::vector<float> x(N * D), normed(N * D), block_out(N * D);
+    w.embed_tokens.visit([&](auto table) {
+      for (std::size_t r = 0; r < N; ++r) kernels::embed<Backend>(table, tokens[r], embed_scale_, x.data() + r * D);
+    });
+    if (observer) observer("embed", x);
+
+    for (std::size_t i = 0; i < config_.depth; ++i) {
+      const LayerWeights& lw = w.layers[i];
+      LayerState& ls = state.layers()[i];
+      kernels::rms_norm_rows<Backend>(x.data(), lw.temporal_pre_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
+      if (lw.type == BlockType::recurrent)
+        recurrent_block(lw.recurrent, ls, normed.data(), positions.data(), B, T, block_out.data());
+      else
+        attention_block(lw.attention, ls, lw.type, normed.data(), positions.data(), B, T, block_out.data());
+      kernels::add_in_place<Backend>(x.data(), block_out.data(), N * D);
+      kernels::rms_norm_rows<Backend>(x.data(), lw.channel_pre_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
+      mlp_block(lw.mlp, normed.data(), N, block_out.data());
+      kernels::add_in_place<Backend>(x.data(), block_out.data(), N * D);
+      if (observer) observer("layers." + std::to_string(i), x);
+    }
+    for (std::size_t b = 0; b < B; ++b) state.positions()[b] += std::int64_t(T);
+
+    if (which == LogitsRows::none && !observer) return;
+    // Only the rows whose logits are wanted go through the final norm and the [V, D] projection.
+    std::size_t out_rows = N;
+    if (observer || which == LogitsRows::all) {
+      kernels::rms_norm_rows<Backend>(x.data(), w.final_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
+      if (observer) observer("final_norm", normed);
+      if (which == LogitsRows::last)
+        for (std::size_t b = 0; b < B; ++b)
+          std::copy_n(normed.data() + (b * T + T - 1) * D, D, normed.data() + b * D);
+    } else {
+      for (std::size_t b = 0; b < B; ++b)
+        kernels::rms_norm<Backend>(x.data() + (b * T + T - 1) * D, w.final_norm.data(), config_.hyper.rms_norm_eps, D,
+                                   normed.data() + b * D);
+    }
+    if (which == LogitsRows::none) return;
+    if (which == LogitsRows::last) out_rows = B;
+    linear(normed.data(), out_rows, w.embed_tokens, nullptr, logits);
+    kernels::soft_cap<Backend>(logits, out_rows * V, config_.hyper.logits_soft_cap);
+  }
+
+  void recurrent_block(const RecurrentWeights& rw, LayerState& ls, const float* normed, const int* positions,
+                       std::size_t B, std::size_t T, float* out) const {
+    const std::size_t N = B * T;
+    const std::size_t E = config_.lru_width;
+    const std::size_t K = config_.conv_width;
+    const std::size_t H = config_.num_heads;
+    std::vector<float> y(N * E), u(N * E), conv(N * E), gate_x(N * E), gate_a(N * E);
+    linear(normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data());
+    pool_->parallel_for(N, 1, [&](std::size_t b, std::size_t e) {
+      kernels::gelu_in_place<Backend>(y.data() + b * E, (e - b) * E);
+    });
+    linear(normed, N, rw.linear_x, rw.linear_x_bias.data(), u.data());
+    const std::size_t grain = 4 * Backend::lanes;
+    for (std::size_t b = 0; b < B; ++b)
+      pool_->parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
+        kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(),
+                                 positions + b * T, ls.conv.data() + b * (K - 1) * E, conv.data() + b * T * E, c0, c1);
+      });
+    pool_->parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
+      kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.input_gate_weight.data(),
+                                              rw.input_gate_bias.data(), gate_x.data() + r0 * E);
+      kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.recurrent_gate_weight.data(),
+                                              rw.recurrent_gate_bias.data(), gate_a.data() + r0 * E);
+    });
+    // The scan's output overwrites u (no longer needed), then is gated by the GeLU branch.
+    for (std::size_t b = 0; b < B; ++b)
+      pool_->parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
+        kernels::rg_lru_scan<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
+                                      rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + b * E,
+                                      u.data() + b * T * E, c0, c1);
+      });
+    kernels::multiply_in_place<Backend>(u.data(), y.data(), N * E);
+    linear(u.data(), N, rw.linear_out, rw.linear_out_bias.data(), out);
+  }
+
+  void attention_block(const AttentionWeights& aw, LayerState& ls, BlockType type, const float* normed,
+                       const int* positions, std::size_t B, std::size_t T, float* out) const {
+    const std::size_t N = B * T;
+    const std::size_t H = config_.num_heads;
+    const std::size_t Dh = config_.head_dim;
+    const std::size_t HD = H * Dh;
+    const std::size_t window = type == BlockType::global_attention ? dynamic : std::size_t(config_.attention_window);
+    std::vector<float> q(N * HD), k(N * Dh), v(N * Dh), mixed(N * HD), cos_sin(rope_dims_);
+    linear(normed, N, aw.q_proj, nullptr, q.data());
+    linear(normed, N, aw.k_proj, nullptr, k.data());
+    linear(normed, N, aw.v_proj, nullptr, v.data());
+    for (std::size_t r = 0; r < N; ++r) {
+      kernels::rope_angles(positions[r], rope_dims_, config_.hyper.rope_theta, cos_sin.data());
+      kernels::rope<Backend>(q.data() + r * HD, H, Dh, rope_dims_, cos_sin.data());
+      kernels::rope<Backend>(k.data() + r * Dh, 1, Dh, rope_dims_, cos_sin.data());
+    }
+    for (std::size_t b = 0; b < B; ++b) {
+      KvCache& cache = ls.kv[b];
+      kernels::KeySegment segments[3];
+      std::size_t n_segments = cache.segments(segments);
+      segments[n_segments++] = {k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, nullptr, T};
+      std::size_t total_keys = 0;
+      for (std::size_t s = 0; s < n_segments; ++s) total_keys += segments[s].count;
+      const kernels::QueryRows queries{q.data() + b * T * HD, positions + b * T, nullptr, T};
+      pool_->parallel_for(T, 1, [&](std::size_t t0, std::size_t t1) {
+        std::vector<float> scores(total_keys);
+        kernels::mqa_attention<Backend>(queries, std::span(segments, n_segments), H, Dh, window,
+                                        mixed.data() + b * T * HD, scores.data(), t0, t1);
+      });
+      cache.append(k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, T);
+    }
+    linear(mixed.data(), N, aw.o_proj, aw.o_proj_bias.data(), out);
+  }
+
+  void mlp_block(const MlpWeights& mw, const float* normed, std::size_t N, float* out) const {
+    const std::size_t F = config_.mlp_width;
+    std::vector<float> gate(N * F), up(N * F);
+    linear(normed, N, mw.gate_proj, mw.gate_proj_bias.data(), gate.data());
+    linear(normed, N, mw.up_proj, mw.up_proj_bias.data(), up.data());
+    pool_->parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
+      kernels::gated_gelu<Backend>(gate.data() + r0 * F, up.data() + r0 * F, (r1 - r0) * F, gate.data() + r0 * F);
+    });
+    linear(gate.data(), N, mw.down_proj, mw.down_proj_bias.data(), out);
+  }
+
+  Config config_;
+  std::shared_ptr<const Weights> weights_;
+  std::shared_ptr<ThreadPool> pool_;
+  StateShape shape_;
+  std::size_t rope_dims_ = 0;
+  float embed_scale_ = 1.0f;
+};
+
+}  // namespace griffin

@@ -1,0 +1,37 @@
+// The narrow vector policy every kernel is written against. A backend is a type with static functions
+// over its vector type `vec` of `lanes` floats; the kernels never name an instruction set, so choosing a
+// backend is one template argument (simd::Scalar, simd::Xsimd, simd::Highway).
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+
+#include "griffin/dtype.hpp"
+
+namespace griffin::simd {
+
+template <class B>
+concept VectorBackend = requires(typename B::vec v, const float* p, float* q, const bf16* pb, float s) {
+  { B::name } -> std::convertible_to<const char*>;
+  { B::lanes } -> std::convertible_to<std::size_t>;
+  { B::zero() } -> std::same_as<typename B::vec>;
+  { B::set(s) } -> std::same_as<typename B::vec>;
+  { B::load(p) } -> std::same_as<typename B::vec>;         // unaligned load of `lanes` floats
+  { B::load_bf16(pb) } -> std::same_as<typename B::vec>;   // `lanes` bfloat16 widened to float
+  B::store(q, v);                                          // unaligned store
+  { B::add(v, v) } -> std::same_as<typename B::vec>;
+  { B::sub(v, v) } -> std::same_as<typename B::vec>;
+  { B::mul(v, v) } -> std::same_as<typename B::vec>;
+  { B::div(v, v) } -> std::same_as<typename B::vec>;
+  { B::max(v, v) } -> std::same_as<typename B::vec>;
+  { B::min(v, v) } -> std::same_as<typename B::vec>;
+  { B::fma(v, v, v) } -> std::same_as<typename B::vec>;    // a * b + c
+  { B::sqrt(v) } -> std::same_as<typename B::vec>;
+  { B::exp(v) } -> std::same_as<typename B::vec>;
+  { B::expm1(v) } -> std::same_as<typename B::vec>;       // exp(v) - 1, accurate near 0
+  { B::tanh(v) } -> std::same_as<typename B::vec>;
+  { B::reduce_add(v) } -> std::convertible_to<float>;
+  { B::reduce_max(v) } -> std::convertible_to<float>;
+};
+
+}  // namespace griffin::simd

@@ -1,0 +1,66 @@
+// The Highway backend: Highway's static target (the best instruction set the compiler flags allow, no
+// run-time dispatch) behind the same narrow policy. `Highway` uses a full vector (8 lanes with AVX2, 16
+// with AVX-512); BasicHighway<D> takes any fixed-size float descriptor, e.g. hn::CappedTag<float, 8>.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include "griffin/simd/backend.hpp"
+
+namespace griffin::simd {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Kernels keep vectors in locals and arrays, which sizeless SVE/RVV vectors cannot be.
+static_assert(!HWY_HAVE_SCALABLE, "griffin's Highway backend needs a fixed-size static target");
+
+template <class D = hn::ScalableTag<float>>
+struct BasicHighway {
+  static constexpr const char* name = "highway";
+  using vec = hn::Vec<D>;
+  static constexpr std::size_t lanes = hn::MaxLanes(D());
+
+  static vec zero() { return hn::Zero(D()); }
+  static vec set(float s) { return hn::Set(D(), s); }
+  static vec load(const float* p) { return hn::LoadU(D(), p); }
+  static void store(float* p, vec v) { hn::StoreU(v, D(), p); }
+  static vec add(vec a, vec b) { return hn::Add(a, b); }
+  static vec sub(vec a, vec b) { return hn::Sub(a, b); }
+  static vec mul(vec a, vec b) { return hn::Mul(a, b); }
+  static vec div(vec a, vec b) { return hn::Div(a, b); }
+  // x86 max/min return their second operand when the comparison is unordered; swapping the operands
+  // gives exactly std::max(a, b) / std::min(a, b), NaN and signed zero included, like Scalar.
+  static vec max(vec a, vec b) { return hn::Max(b, a); }
+  static vec min(vec a, vec b) { return hn::Min(b, a); }
+  static vec fma(vec a, vec b, vec c) { return hn::MulAdd(a, b, c); }
+  static vec sqrt(vec a) { return hn::Sqrt(a); }
+  static vec tanh(vec a) { return hn::Tanh(D(), a); }
+  static float reduce_add(vec a) { return hn::GetLane(hn::SumOfLanes(D(), a)); }
+  static float reduce_max(vec a) { return hn::GetLane(hn::MaxOfLanes(D(), a)); }
+
+  // hn::Exp and hn::Expm1 build 2^n with integer arithmetic that wraps above x ~ 177 (exp(178) is NaN,
+  // exp(200) is 0) and hn::Exp(NaN) is 0. Clamping at 89, where both already overflow to inf, and passing
+  // NaN through makes them agree with std::exp / std::expm1 for every input.
+  static vec exp(vec a) { return keep_nan(a, hn::Exp(D(), hn::Min(a, hn::Set(D(), 89.0f)))); }
+  static vec expm1(vec a) { return keep_nan(a, hn::Expm1(D(), hn::Min(a, hn::Set(D(), 89.0f)))); }
+
+  static vec load_bf16(const bf16* p) {
+    // A bfloat16 is the top half of a float32: zero-extend each 16-bit pattern and shift it up.
+    const hn::Rebind<std::uint16_t, D> d16;
+    const hn::RebindToUnsigned<D> d32;
+    const auto bits = hn::PromoteTo(d32, hn::LoadU(d16, &p->bits));
+    return hn::BitCast(D(), hn::ShiftLeft<16>(bits));
+  }
+
+ private:
+  static vec keep_nan(vec x, vec fx) { return hn::IfThenElse(hn::IsNaN(x), x, fx); }
+};
+
+using Highway = BasicHighway<>;
+static_assert(VectorBackend<Highway>);
+
+}  // namespace griffin::simd

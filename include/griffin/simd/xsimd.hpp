@@ -1,0 +1,114 @@
+// The xsimd backend: one `xsimd::batch<float, Arch>` per vector. `Xsimd` uses xsimd::default_arch, the
+// widest instruction set the compiler targets (8 lanes with -mavx2, 16 with AVX-512); BasicXsimd<Arch>
+// pins another one, e.g. BasicXsimd<xsimd::fma3<xsimd::avx2>> on an AVX-512 machine.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include <xsimd/xsimd.hpp>
+
+#include "griffin/simd/backend.hpp"
+
+namespace griffin::simd {
+
+// xsimd 8.1 has no bf16 widening, no horizontal max, and its AVX-512 fma is an unfused a * b + c, so
+// those three use x86 intrinsics when Arch's register type allows and portable code otherwise.
+template <class Arch = xsimd::default_arch>
+struct BasicXsimd {
+  static constexpr const char* name = "xsimd";
+  using vec = xsimd::batch<float, Arch>;
+  static constexpr std::size_t lanes = vec::size;
+
+  static vec zero() { return vec(0.0f); }
+  static vec set(float s) { return vec(s); }
+  static vec load(const float* p) { return vec::load_unaligned(p); }
+  static void store(float* p, vec v) { v.store_unaligned(p); }
+  static vec add(vec a, vec b) { return a + b; }
+  static vec sub(vec a, vec b) { return a - b; }
+  static vec mul(vec a, vec b) { return a * b; }
+  static vec div(vec a, vec b) { return a / b; }
+  // x86 max/min return their second operand when the comparison is unordered; swapping the operands
+  // gives exactly std::max(a, b) / std::min(a, b), NaN and signed zero included, like Scalar.
+  static vec max(vec a, vec b) { return xsimd::max(b, a); }
+  static vec min(vec a, vec b) { return xsimd::min(b, a); }
+  static vec sqrt(vec a) { return xsimd::sqrt(a); }
+  static vec exp(vec a) { return xsimd::exp(a); }
+  static vec expm1(vec a) { return xsimd::expm1(a); }
+  static vec tanh(vec a) { return xsimd::tanh(a); }
+  static float reduce_add(vec a) { return xsimd::hadd(a); }
+
+  static vec load_bf16(const bf16* p) {
+    // A bfloat16 is the top half of a float32: zero-extend each 16-bit pattern and shift it up.
+#if defined(__AVX512F__)
+    if constexpr (register_bytes == 64) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+    }
+#endif
+#if defined(__AVX2__)
+    if constexpr (register_bytes == 32) {
+      const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+    }
+#endif
+#if defined(__SSE2__)
+    if constexpr (register_bytes == 16) {
+      // Interleaving a zero below each 16-bit pattern is the zero-extend and the shift in one step.
+      const __m128i bits = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+      return _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), bits));
+    }
+#endif
+    alignas(Arch::alignment()) float widened[lanes];
+    for (std::size_t i = 0; i < lanes; ++i) widened[i] = bf16_to_f32(p[i]);
+    return vec::load_aligned(widened);
+  }
+
+  static vec fma(vec a, vec b, vec c) {
+#if defined(__AVX512F__)
+    if constexpr (register_bytes == 64) return _mm512_fmadd_ps(a, b, c);
+#endif
+    return xsimd::fma(a, b, c);
+  }
+
+  static float reduce_max(vec a) {
+    // Halve the register until one lane is left.
+#if defined(__AVX512F__)
+    if constexpr (register_bytes == 64) {
+      const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+      return max_of_lanes(_mm256_max_ps(_mm512_castps512_ps256(a), high));
+    }
+#endif
+#if defined(__AVX__)
+    if constexpr (register_bytes == 32) return max_of_lanes(a);
+#endif
+#if defined(__SSE__)
+    if constexpr (register_bytes == 16) return max_of_lanes(a);
+#endif
+    alignas(Arch::alignment()) float values[lanes];
+    a.store_aligned(values);
+    return *std::max_element(values, values + lanes);
+  }
+
+ private:
+  // On x86 the register's size says which of __m128, __m256 and __m512 it is.
+  static constexpr std::size_t register_bytes = sizeof(typename vec::register_type);
+
+#if defined(__AVX__)
+  static float max_of_lanes(__m256 v) {
+    return max_of_lanes(_mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+  }
+#endif
+#if defined(__SSE__)
+  static float max_of_lanes(__m128 v) {
+    v = _mm_max_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_max_ss(v, _mm_shuffle_ps(v, v, 1));
+    return _mm_cvtss_f32(v);
+  }
+#endif
+};
+
+using Xsimd = BasicXsimd<>;
+static_assert(VectorBackend<Xsimd>);
+
+}  // namespace griffin::simd

@@ -1,0 +1,139 @@
+// The weights of a model, loaded once and shared read-only by every state and thread. Large matrices are
+// kept in the storage type (f32 or bf16), pointing straight into the memory-mapped checkpoint when the
+// file already holds that type; small tensors are converted to f32 and re-laid out for the kernels.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "griffin/config.hpp"
+#include "griffin/dtype.hpp"
+#include "griffin/kernels/linear.hpp"
+
+namespace griffin {
+
+// A [rows, cols] weight matrix in f32 or bf16, either owned or borrowed from a mapped file.
+class Matrix {
+ public:
+  Matrix() = default;
+  static Matrix owned_f32(std::vector<float> values, std::size_t rows, std::size_t cols) {
+    Matrix m;
+    m.type_ = WeightType::f32;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.f32_ = std::move(values);
+    m.data_ = m.f32_.data();
+    return m;
+  }
+  static Matrix owned_bf16(std::vector<bf16> values, std::size_t rows, std::size_t cols) {
+    Matrix m;
+    m.type_ = WeightType::bf16;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.bf16_ = std::move(values);
+    m.data_ = m.bf16_.data();
+    return m;
+  }
+  // Borrows memory that outlives the matrix (the mapped checkpoint, kept alive by Weights::keep_alive).
+  static Matrix borrowed(WeightType type, const void* data, std::size_t rows, std::size_t cols) {
+    Matrix m;
+    m.type_ = type;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.data_ = data;
+    return m;
+  }
+  Matrix(Matrix&& o) noexcept { *this = std::move(o); }
+  Matrix& operator=(Matrix&& o) noexcept {
+    type_ = o.type_;
+    rows_ = o.rows_;
+    cols_ = o.cols_;
+    const bool was_f32 = o.data_ == o.f32_.data() && !o.f32_.empty();
+    const bool was_bf16 = o.data_ == o.bf16_.data() && !o.bf16_.empty();
+    f32_ = std::move(o.f32_);
+    bf16_ = std::move(o.bf16_);
+    data_ = was_f32 ? f32_.data() : was_bf16 ? static_cast<const void*>(bf16_.data()) : o.data_;
+    return *this;
+  }
+  Matrix(const Matrix&) = delete;
+  Matrix& operator=(const Matrix&) = delete;
+
+  WeightType type() const { return type_; }
+  std::size_t rows() const { return rows_; }
+  std::size_t cols() const { return cols_; }
+  std::size_t size_bytes() const { return rows_ * cols_ * (type_ == WeightType::f32 ? 4 : 2); }
+  MatrixView<float> f32() const { return {static_cast<const float*>(data_), rows_, cols_}; }
+  MatrixView<bf16> bf16_view() const { return {static_cast<const bf16*>(data_), rows_, cols_}; }
+
+  // Calls f with the typed view: one branch per matmul, not per element.
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    if (type_ == WeightType::f32) return f(f32());
+    return f(bf16_view());
+  }
+
+ private:
+  WeightType type_ = WeightType::f32;
+  std::size_t rows_ = 0, cols_ = 0;
+  const void* data_ = nullptr;
+  std::vector<float> f32_;
+  std::vector<bf16> bf16_;
+};
+
+struct RecurrentWeights {
+  Matrix linear_x, linear_y, linear_out;       // [E, D], [E, D], [D, E]
+  std::vector<float> linear_x_bias, linear_y_bias, linear_out_bias;
+  std::vector<float> conv_taps;                 // [K, E]: the HF [E, 1, K] weight transposed
+  std::vector<float> conv_bias;                 // [E]
+  std::vector<float> input_gate_weight;         // [H, E/H, E/H] as [block, in, out]
+  std::vector<float> input_gate_bias;           // [H·E/H]
+  std::vector<float> recurrent_gate_weight;     // same layout
+  std::vector<float> recurrent_gate_bias;
+  std::vector<float> log_a_scale;               // [E]: -8 · softplus(recurrent_param)
+};
+
+struct AttentionWeights {
+  Matrix q_proj, k_proj, v_proj, o_proj;        // [H·Dh, D], [Dh, D], [Dh, D], [D, H·Dh]
+  std::vector<float> o_proj_bias;               // [D]
+};
+
+struct MlpWeights {
+  Matrix gate_proj, up_proj, down_proj;         // [F, D], [F, D], [D, F]
+  std::vector<float> gate_proj_bias, up_proj_bias, down_proj_bias;
+};
+
+struct LayerWeights {
+  BlockType type = BlockType::recurrent;
+  std::vector<float> temporal_pre_norm, channel_pre_norm;  // [D], stored as offsets from 1
+  RecurrentWeights recurrent;                              // set when type == recurrent
+  AttentionWeights attention;                              // set for local and global attention
+  MlpWeights mlp;
+};
+
+struct Weights {
+  Matrix embed_tokens;                 // [V, D], also the (tied) output projection
+  std::vector<float> final_norm;       // [D]
+  std::vector<LayerWeights> layers;
+  std::shared_ptr<const void> keep_alive;  // the mapped checkpoint borrowed matrices point into
+
+  std::size_t parameter_count() const {
+    std::size_t n = embed_tokens.rows() * embed_tokens.cols() + final_norm.size();
+    auto m = [](const Matrix& x) { return x.rows() * x.cols(); };
+    for (const auto& l : layers) {
+      n += l.temporal_pre_norm.size() + l.channel_pre_norm.size();
+      const auto& r = l.recurrent;
+      n += m(r.linear_x) + m(r.linear_y) + m(r.linear_out) + r.linear_x_bias.size() + r.linear_y_bias.size() +
+           r.linear_out_bias.size() + r.conv_taps.size() + r.conv_bias.size() + r.input_gate_weight.size() +
+           r.input_gate_bias.size() + r.recurrent_gate_weight.size() + r.recurrent_gate_bias.size() +
+           r.log_a_scale.size();
+      const auto& a = l.attention;
+      n += m(a.q_proj) + m(a.k_proj) + m(a.v_proj) + m(a.o_proj) + a.o_proj_bias.size();
+      n += m(l.mlp.gate_proj) + m(l.mlp.up_proj) + m(l.mlp.down_proj) + l.mlp.gate_proj_bias.size() +
+           l.mlp.up_proj_bias.size() + l.mlp.down_proj_bias.size();
+    }
+    return n;
+  }
+};
+
+}  // namespace griffin

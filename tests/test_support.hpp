@@ -1,0 +1,46 @@
+// Shared by the tests: where the data is, reading golden tensors, comparing arrays.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "griffin/io/safetensors.hpp"
+
+namespace griffin::test {
+
+inline std::filesystem::path data_dir() { return GRIFFIN_TEST_DATA; }
+
+// A golden file held open for the duration of a test.
+class Golden {
+ public:
+  explicit Golden(const std::filesystem::path& path) : file_(io::SafetensorsFile::open(path)) {}
+  std::vector<float> f32(const std::string& name) const { return io::to_f32(view(name)); }
+  std::vector<int> i32(const std::string& name) const { return io::to_i32(view(name)); }
+  const std::vector<std::size_t>& shape(const std::string& name) const { return view(name).shape; }
+  bool has(const std::string& name) const { return file_.find(name) != nullptr; }
+
+ private:
+  const io::TensorView& view(const std::string& name) const {
+    const io::TensorView* t = file_.find(name);
+    REQUIRE_MESSAGE(t != nullptr, "golden tensor missing: " << name);
+    return *t;
+  }
+  io::SafetensorsFile file_;
+};
+
+inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  float m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const float d = std::abs(a[i] - b[i]);
+    if (!(d <= m)) m = std::isnan(d) ? INFINITY : d;
+  }
+  return m;
+}
+
+}  // namespace griffin::test
