@@ -18,6 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "griffin/blocks/attention.hpp"
+#include "griffin/blocks/linear_layer.hpp"
+#include "griffin/blocks/mlp.hpp"
+#include "griffin/blocks/recurrent.hpp"
 #include "griffin/config.hpp"
 #include "griffin/kernels/activations.hpp"
 #include "griffin/kernels/attention.hpp"
@@ -65,7 +69,6 @@ class Model {
     shape_.attention_window = config_.attention_window;
     shape_.depth = config_.depth;
     for (std::size_t i = 0; i < config_.depth; ++i) shape_.blocks.push_back(config_.block_type(i));
-    rope_dims_ = config_.rope_dims();
     embed_scale_ = kernels::embedding_scale(config_.width, config_.hyper.embeddings_scale_by_sqrt_dim);
   }
 
@@ -128,15 +131,6 @@ class Model {
     return state.batch_size();
   }
 
-  // y = x · Wᵀ + b over `rows` rows, outputs split across threads.
-  void linear(const float* x, std::size_t rows, const Matrix& w, const float* bias, float* y) const {
-    w.visit([&](auto view) {
-      pool_->parallel_for(view.rows, 8, [&](std::size_t begin, std::size_t end) {
-        kernels::linear<Backend>(x, rows, view, bias, y, begin, end);
-      });
-    });
-  }
-
   void forward(State& state, const int* tokens, std::size_t B, std::size_t T, LogitsRows which, float* logits,
                const HiddenObserver& observer) const {
     const std::size_t N = B * T;
@@ -169,12 +163,14 @@ class Model {
       LayerState& ls = state.layers()[i];
       kernels::rms_norm_rows<Backend>(x.data(), lw.temporal_pre_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
       if (lw.type == BlockType::recurrent)
-        recurrent_block(lw.recurrent, ls, normed.data(), positions.data(), B, T, block_out.data());
+        blocks::recurrent_block<Backend>(config_, *pool_, lw.recurrent, ls, normed.data(), positions.data(), B, T,
+                                         block_out.data());
       else
-        attention_block(lw.attention, ls, lw.type, normed.data(), positions.data(), B, T, block_out.data());
+        blocks::attention_block<Backend>(config_, *pool_, lw.attention, ls, lw.type, normed.data(), positions.data(), B,
+                                         T, block_out.data());
       kernels::add_in_place<Backend>(x.data(), block_out.data(), N * D);
       kernels::rms_norm_rows<Backend>(x.data(), lw.channel_pre_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
-      mlp_block(lw.mlp, normed.data(), N, block_out.data());
+      blocks::mlp_block<Backend>(config_, *pool_, lw.mlp, normed.data(), N, block_out.data());
       kernels::add_in_place<Backend>(x.data(), block_out.data(), N * D);
       if (observer) observer("layers." + std::to_string(i), x);
     }
@@ -196,95 +192,14 @@ class Model {
     }
     if (which == LogitsRows::none) return;
     if (which == LogitsRows::last) out_rows = B;
-    linear(normed.data(), out_rows, w.embed_tokens, nullptr, logits);
+    blocks::parallel_linear<Backend>(*pool_, normed.data(), out_rows, w.embed_tokens, nullptr, logits);
     kernels::soft_cap<Backend>(logits, out_rows * V, config_.hyper.logits_soft_cap);
-  }
-
-  void recurrent_block(const RecurrentWeights& rw, LayerState& ls, const float* normed, const int* positions,
-                       std::size_t B, std::size_t T, float* out) const {
-    const std::size_t N = B * T;
-    const std::size_t E = config_.lru_width;
-    const std::size_t K = config_.conv_width;
-    const std::size_t H = config_.num_heads;
-    std::vector<float> y(N * E), u(N * E), conv(N * E), gate_x(N * E), gate_a(N * E);
-    linear(normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data());
-    pool_->parallel_for(N, 1, [&](std::size_t b, std::size_t e) {
-      kernels::gelu_in_place<Backend>(y.data() + b * E, (e - b) * E);
-    });
-    linear(normed, N, rw.linear_x, rw.linear_x_bias.data(), u.data());
-    const std::size_t grain = 4 * Backend::lanes;
-    for (std::size_t b = 0; b < B; ++b)
-      pool_->parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
-        kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(),
-                                 positions + b * T, ls.conv.data() + b * (K - 1) * E, conv.data() + b * T * E, c0, c1);
-      });
-    pool_->parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
-      kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.input_gate_weight.data(),
-                                              rw.input_gate_bias.data(), gate_x.data() + r0 * E);
-      kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.recurrent_gate_weight.data(),
-                                              rw.recurrent_gate_bias.data(), gate_a.data() + r0 * E);
-    });
-    // The scan's output overwrites u (no longer needed), then is gated by the GeLU branch.
-    for (std::size_t b = 0; b < B; ++b)
-      pool_->parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
-        kernels::rg_lru_scan<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
-                                      rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + b * E,
-                                      u.data() + b * T * E, c0, c1);
-      });
-    kernels::multiply_in_place<Backend>(u.data(), y.data(), N * E);
-    linear(u.data(), N, rw.linear_out, rw.linear_out_bias.data(), out);
-  }
-
-  void attention_block(const AttentionWeights& aw, LayerState& ls, BlockType type, const float* normed,
-                       const int* positions, std::size_t B, std::size_t T, float* out) const {
-    const std::size_t N = B * T;
-    const std::size_t H = config_.num_heads;
-    const std::size_t Dh = config_.head_dim;
-    const std::size_t HD = H * Dh;
-    const std::size_t window = type == BlockType::global_attention ? dynamic : std::size_t(config_.attention_window);
-    std::vector<float> q(N * HD), k(N * Dh), v(N * Dh), mixed(N * HD), cos_sin(rope_dims_);
-    linear(normed, N, aw.q_proj, nullptr, q.data());
-    linear(normed, N, aw.k_proj, nullptr, k.data());
-    linear(normed, N, aw.v_proj, nullptr, v.data());
-    for (std::size_t r = 0; r < N; ++r) {
-      kernels::rope_angles(positions[r], rope_dims_, config_.hyper.rope_theta, cos_sin.data());
-      kernels::rope<Backend>(q.data() + r * HD, H, Dh, rope_dims_, cos_sin.data());
-      kernels::rope<Backend>(k.data() + r * Dh, 1, Dh, rope_dims_, cos_sin.data());
-    }
-    for (std::size_t b = 0; b < B; ++b) {
-      KvCache& cache = ls.kv[b];
-      kernels::KeySegment segments[3];
-      std::size_t n_segments = cache.segments(segments);
-      segments[n_segments++] = {k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, nullptr, T};
-      std::size_t total_keys = 0;
-      for (std::size_t s = 0; s < n_segments; ++s) total_keys += segments[s].count;
-      const kernels::QueryRows queries{q.data() + b * T * HD, positions + b * T, nullptr, T};
-      pool_->parallel_for(T, 1, [&](std::size_t t0, std::size_t t1) {
-        std::vector<float> scores(total_keys);
-        kernels::mqa_attention<Backend>(queries, std::span(segments, n_segments), H, Dh, window,
-                                        mixed.data() + b * T * HD, scores.data(), t0, t1);
-      });
-      cache.append(k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, T);
-    }
-    linear(mixed.data(), N, aw.o_proj, aw.o_proj_bias.data(), out);
-  }
-
-  void mlp_block(const MlpWeights& mw, const float* normed, std::size_t N, float* out) const {
-    const std::size_t F = config_.mlp_width;
-    std::vector<float> gate(N * F), up(N * F);
-    linear(normed, N, mw.gate_proj, mw.gate_proj_bias.data(), gate.data());
-    linear(normed, N, mw.up_proj, mw.up_proj_bias.data(), up.data());
-    pool_->parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
-      kernels::gated_gelu<Backend>(gate.data() + r0 * F, up.data() + r0 * F, (r1 - r0) * F, gate.data() + r0 * F);
-    });
-    linear(gate.data(), N, mw.down_proj, mw.down_proj_bias.data(), out);
   }
 
   Config config_;
   std::shared_ptr<const Weights> weights_;
   std::shared_ptr<ThreadPool> pool_;
   StateShape shape_;
-  std::size_t rope_dims_ = 0;
   float embed_scale_ = 1.0f;
 };
 

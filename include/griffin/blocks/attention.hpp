@@ -1,0 +1,57 @@
+// The local or global multi-query attention block (spec "Local (and global) multi-query attention"):
+// q, k, v projections, RoPE on half of each head, attention over the cached keys plus the chunk's own,
+// then o_proj. The chunk's keys are appended to each sequence's KV cache afterwards.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "griffin/blocks/linear_layer.hpp"
+#include "griffin/config.hpp"
+#include "griffin/state.hpp"
+#include "griffin/threads.hpp"
+#include "griffin/weights.hpp"
+#include "griffin/kernels/attention.hpp"
+#include "griffin/kernels/rope.hpp"
+
+namespace griffin::blocks {
+
+// normed, out: [B·T, D]; positions: [B·T]. type is local_attention or global_attention.
+template <simd::VectorBackend Backend, class Config>
+void attention_block(const Config& config, ThreadPool& pool, const AttentionWeights& aw, LayerState& ls, BlockType type,
+                     const float* normed, const int* positions, std::size_t B, std::size_t T, float* out) {
+  const std::size_t N = B * T;
+  const std::size_t H = config.num_heads;
+  const std::size_t Dh = config.head_dim;
+  const std::size_t HD = H * Dh;
+  const std::size_t window = type == BlockType::global_attention ? dynamic : std::size_t(config.attention_window);
+  const std::size_t R = config.rope_dims();
+  std::vector<float> q(N * HD), k(N * Dh), v(N * Dh), mixed(N * HD), cos_sin(R);
+  parallel_linear<Backend>(pool, normed, N, aw.q_proj, nullptr, q.data());
+  parallel_linear<Backend>(pool, normed, N, aw.k_proj, nullptr, k.data());
+  parallel_linear<Backend>(pool, normed, N, aw.v_proj, nullptr, v.data());
+  for (std::size_t r = 0; r < N; ++r) {
+    kernels::rope_angles(positions[r], config.rope_dims(), config.hyper.rope_theta, cos_sin.data());
+    kernels::rope<Backend>(q.data() + r * HD, H, Dh, R, cos_sin.data());
+    kernels::rope<Backend>(k.data() + r * Dh, 1, Dh, R, cos_sin.data());
+  }
+  for (std::size_t b = 0; b < B; ++b) {
+    KvCache& cache = ls.kv[b];
+    kernels::KeySegment segments[3];
+    std::size_t n_segments = cache.segments(segments);
+    segments[n_segments++] = {k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, nullptr, T};
+    std::size_t total_keys = 0;
+    for (std::size_t s = 0; s < n_segments; ++s) total_keys += segments[s].count;
+    const kernels::QueryRows queries{q.data() + b * T * HD, positions + b * T, nullptr, T};
+    pool.parallel_for(T, 1, [&](std::size_t t0, std::size_t t1) {
+      std::vector<float> scores(total_keys);
+      kernels::mqa_attention<Backend>(queries, std::span(segments, n_segments), H, Dh, window,
+                                      mixed.data() + b * T * HD, scores.data(), t0, t1);
+    });
+    cache.append(k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, T);
+  }
+  parallel_linear<Backend>(pool, mixed.data(), N, aw.o_proj, aw.o_proj_bias.data(), out);
+}
+
+
+}  // namespace griffin::blocks

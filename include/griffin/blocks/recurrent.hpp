@@ -1,0 +1,59 @@
+// The recurrent block (Hawk's temporal mixing; spec "Recurrent block"):
+//   y = gelu(linear_y(x));  u = rg_lru(conv1d(linear_x(x)));  out = linear_out(u ⊙ y)
+// over a chunk of B sequences × T tokens, continuing from and updating each sequence's Conv1D rows and
+// RG-LRU state.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "griffin/blocks/linear_layer.hpp"
+#include "griffin/config.hpp"
+#include "griffin/state.hpp"
+#include "griffin/threads.hpp"
+#include "griffin/weights.hpp"
+#include "griffin/kernels/activations.hpp"
+#include "griffin/kernels/conv1d.hpp"
+#include "griffin/kernels/rg_lru.hpp"
+
+namespace griffin::blocks {
+
+// normed, out: [B·T, D] (sequence-major); positions: [B·T], each token's position in its sequence.
+template <simd::VectorBackend Backend, class Config>
+void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeights& rw, LayerState& ls,
+                     const float* normed, const int* positions, std::size_t B, std::size_t T, float* out) {
+  const std::size_t N = B * T;
+  const std::size_t E = config.lru_width;
+  const std::size_t K = config.conv_width;
+  const std::size_t H = config.num_heads;
+  std::vector<float> y(N * E), u(N * E), conv(N * E), gate_x(N * E), gate_a(N * E);
+  parallel_linear<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data());
+  pool.parallel_for(N, 1, [&](std::size_t b, std::size_t e) {
+    kernels::gelu_in_place<Backend>(y.data() + b * E, (e - b) * E);
+  });
+  parallel_linear<Backend>(pool, normed, N, rw.linear_x, rw.linear_x_bias.data(), u.data());
+  const std::size_t grain = 4 * Backend::lanes;
+  for (std::size_t b = 0; b < B; ++b)
+    pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
+      kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(),
+                               positions + b * T, ls.conv.data() + b * (K - 1) * E, conv.data() + b * T * E, c0, c1);
+    });
+  pool.parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
+    kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.input_gate_weight.data(),
+                                            rw.input_gate_bias.data(), gate_x.data() + r0 * E);
+    kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.recurrent_gate_weight.data(),
+                                            rw.recurrent_gate_bias.data(), gate_a.data() + r0 * E);
+  });
+  // The scan's output overwrites u (no longer needed), then is gated by the GeLU branch.
+  for (std::size_t b = 0; b < B; ++b)
+    pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
+      kernels::rg_lru_scan<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
+                                    rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + b * E,
+                                    u.data() + b * T * E, c0, c1);
+    });
+  kernels::multiply_in_place<Backend>(u.data(), y.data(), N * E);
+  parallel_linear<Backend>(pool, u.data(), N, rw.linear_out, rw.linear_out_bias.data(), out);
+}
+
+
+}  // namespace griffin::blocks
