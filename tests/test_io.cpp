@@ -85,8 +85,8 @@ std::string entry(const std::string& name, const std::string& dtype, const std::
 
 // What the spec's checkpoint table says a model with this config holds.
 std::map<std::string, Shape> expected_tensors(const DynamicConfig& c) {
-  const std::size_t V = c.vocab_size, D = c.width, E = c.lru_width, H = c.num_heads, Dh = c.head_dim,
-                    F = c.mlp_width, K = c.conv_width, KV = c.num_kv_heads;
+  const std::size_t V = c.vocab_size, D = c.width, E = c.lru_width, H = c.num_heads, Dh = c.head_dim, F = c.mlp_width,
+                    K = c.conv_width, KV = c.num_kv_heads;
   std::map<std::string, Shape> m{{"model.embed_tokens.weight", {V, D}}, {"model.final_norm.weight", {D}}};
   for (std::size_t i = 0; i < c.depth; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -136,7 +136,9 @@ constexpr ModelCase model_cases[] = {{"tiny-griffin", DType::f32, 112},
 
 // The tiny-griffin config as JSON, for the malformed-config cases to edit one key at a time.
 nlohmann::json base_config() { return nlohmann::json::parse(read_text(data_dir / "tiny-griffin" / "config.json")); }
-DynamicConfig parse_edited(const nlohmann::json& j) { return griffin::io::parse_config_json(j.dump(), "bad/config.json"); }
+DynamicConfig parse_edited(const nlohmann::json& j) {
+  return griffin::io::parse_config_json(j.dump(), "bad/config.json");
+}
 
 }  // namespace
 
@@ -293,9 +295,9 @@ TEST_CASE("the other golden configs parse to the right values") {
 
 TEST_CASE("config.json defaults and alternative spellings") {
   nlohmann::json j = base_config();
-  for (const char* key : {"num_key_value_heads", "head_dim", "lru_width", "conv1d_width", "logits_soft_cap",
-                          "rms_norm_eps", "partial_rotary_factor", "rope_theta", "torch_dtype", "hidden_activation",
-                          "attention_window_size"})
+  for (const char* key :
+       {"num_key_value_heads", "head_dim", "lru_width", "conv1d_width", "logits_soft_cap", "rms_norm_eps",
+        "partial_rotary_factor", "rope_theta", "torch_dtype", "hidden_activation", "attention_window_size"})
     j.erase(key);
   j["_block_types"] = j["block_types"];
   j.erase("block_types");
@@ -303,7 +305,7 @@ TEST_CASE("config.json defaults and alternative spellings") {
   j["use_cache"] = true;
   const auto c = parse_edited(j);
   CHECK(c.num_kv_heads == 1);
-  CHECK(c.head_dim == 32);   // hidden_size / num_attention_heads
+  CHECK(c.head_dim == 32);    // hidden_size / num_attention_heads
   CHECK(c.lru_width == 128);  // hidden_size
   CHECK(c.conv_width == 4);
   CHECK(c.attention_window == 2048);
@@ -341,12 +343,13 @@ TEST_CASE("malformed config.json is refused with the key and value named") {
                          ConfigError);
   }
   SUBCASE("missing required keys") {
-    for (const char* key :
-         {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "block_types"}) {
+    for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                            "num_attention_heads", "block_types"}) {
       CAPTURE(key);
-      CHECK_THROWS_WITH_AS(parse_edited(without(key)),
-                           doctest::Contains(("bad/config.json: missing required key \"" + std::string(key) + "\"").c_str()),
-                           ConfigError);
+      CHECK_THROWS_WITH_AS(
+          parse_edited(without(key)),
+          doctest::Contains(("bad/config.json: missing required key \"" + std::string(key) + "\"").c_str()),
+          ConfigError);
     }
   }
   SUBCASE("wrong types") {
@@ -445,9 +448,9 @@ TEST_CASE("safetensors round trip: F32, BF16, F16, I32, I64, empty and scalar te
   const std::vector<float> none;
 
   const std::vector<TensorToWrite> tensors{
-      {"f32", DType::f32, {2, 3}, as_bytes(f32)},       {"bf16", DType::bf16, {4}, as_bytes(bf16)},
-      {"f16", DType::f16, {5}, as_bytes(f16)},          {"i32", DType::i32, {3, 2}, as_bytes(i32)},
-      {"i64", DType::i64, {3}, as_bytes(i64)},          {"scalar", DType::f32, {}, as_bytes(scalar)},
+      {"f32", DType::f32, {2, 3}, as_bytes(f32)},    {"bf16", DType::bf16, {4}, as_bytes(bf16)},
+      {"f16", DType::f16, {5}, as_bytes(f16)},       {"i32", DType::i32, {3, 2}, as_bytes(i32)},
+      {"i64", DType::i64, {3}, as_bytes(i64)},       {"scalar", DType::f32, {}, as_bytes(scalar)},
       {"empty", DType::f32, {0, 3}, as_bytes(none)},
   };
   const std::map<std::string, std::string> metadata{{"format", "pt"}, {"note", "round trip"}};
@@ -527,7 +530,8 @@ TEST_CASE("the writer refuses inconsistent tensors") {
   CHECK_THROWS_WITH_AS(griffin::io::serialize_safetensors(wrong_size),
                        doctest::Contains("tensor \"w\" has shape [2, 2] of F32 (16 bytes) but 12 bytes were given"),
                        std::invalid_argument);
-  const std::vector<TensorToWrite> twice{{"w", DType::f32, {3}, as_bytes(three)}, {"w", DType::f32, {3}, as_bytes(three)}};
+  const std::vector<TensorToWrite> twice{{"w", DType::f32, {3}, as_bytes(three)},
+                                         {"w", DType::f32, {3}, as_bytes(three)}};
   CHECK_THROWS_WITH_AS(griffin::io::serialize_safetensors(twice), doctest::Contains("duplicate tensor \"w\""),
                        std::invalid_argument);
 }
@@ -615,15 +619,15 @@ TEST_CASE("malformed safetensors are refused with the problem named") {
                          doctest::Contains("tensor \"w\": missing dtype"), LoadError);
     CHECK_THROWS_WITH_AS(parse_raw("{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 16),
                          doctest::Contains("tensor \"w\": dtype is not a string but 7"), LoadError);
-    CHECK_THROWS_WITH_AS(
-        parse_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"scale\":2}}", 16),
-        doctest::Contains("tensor \"w\": unknown key \"scale\""), LoadError);
+    CHECK_THROWS_WITH_AS(parse_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"scale\":2}}", 16),
+                         doctest::Contains("tensor \"w\": unknown key \"scale\""), LoadError);
   }
   SUBCASE("duplicate names") {
     CHECK_THROWS_WITH_AS(parse_raw("{" + ok + "," + entry("w", "F32", "[2,2]", "[16,32]") + "}", 32),
                          doctest::Contains("bad.safetensors: duplicate tensor \"w\""), LoadError);
-    CHECK_THROWS_WITH_AS(parse_raw("{\"w\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4),
-                         doctest::Contains("duplicate key \"dtype\" in \"w\""), LoadError);
+    CHECK_THROWS_WITH_AS(
+        parse_raw("{\"w\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4),
+        doctest::Contains("duplicate key \"dtype\" in \"w\""), LoadError);
   }
   SUBCASE("metadata that is not string to string") {
     CHECK_THROWS_WITH_AS(parse_raw("{\"__metadata__\":{\"format\":1}," + ok + "}", 16),

@@ -96,7 +96,7 @@ class Model {
     if (logits.size() < need)
       throw InputError("griffin: the logits buffer holds " + std::to_string(logits.size()) + " floats but " +
                        std::to_string(need) + " are needed");
-    forward(state, tokens.data(), B, T, rows, logits.data(), observer);
+    forward(state, all_sequences(B).data(), tokens.data(), B, T, rows, logits.data(), observer);
   }
 
   std::vector<float> prefill(State& state, std::span<const int> tokens, LogitsRows rows = LogitsRows::last,
@@ -118,6 +118,32 @@ class Model {
     prefill(state, tokens, logits, LogitsRows::last);
   }
 
+  // Runs tokens [S, T] for only the S sequences listed (distinct indices into the state), leaving the
+  // others untouched: sequences of different lengths are prefilled this way, then decoded together.
+  void prefill_sequences(State& state, std::span<const std::size_t> sequences, std::span<const int> tokens,
+                         std::span<float> logits, LogitsRows rows = LogitsRows::last) const {
+    const std::size_t batch = check_state(state);
+    const std::size_t S = sequences.size();
+    std::vector<bool> seen(batch, false);
+    for (std::size_t s : sequences) {
+      if (s >= batch)
+        throw InputError("griffin: sequence index " + std::to_string(s) + " is outside the state's batch of " +
+                         std::to_string(batch));
+      if (seen[s]) throw InputError("griffin: sequence index " + std::to_string(s) + " is listed twice");
+      seen[s] = true;
+    }
+    if (S == 0 || tokens.empty() || tokens.size() % S != 0)
+      throw InputError("griffin: " + std::to_string(tokens.size()) + " tokens do not split into " + std::to_string(S) +
+                       " non-empty sequences");
+    const std::size_t T = tokens.size() / S;
+    const std::size_t need = rows == LogitsRows::all ? S * T * config_.vocab_size
+                             : rows == LogitsRows::last ? S * config_.vocab_size : 0;
+    if (logits.size() < need)
+      throw InputError("griffin: the logits buffer holds " + std::to_string(logits.size()) + " floats but " +
+                       std::to_string(need) + " are needed");
+    forward(state, sequences.data(), tokens.data(), S, T, rows, logits.data(), {});
+  }
+
   std::vector<float> decode(State& state, std::span<const int> tokens) const {
     std::vector<float> out(check_state(state) * config_.vocab_size);
     decode(state, tokens, out);
@@ -125,14 +151,21 @@ class Model {
   }
 
  private:
+  static std::vector<std::size_t> all_sequences(std::size_t B) {
+    std::vector<std::size_t> s(B);
+    for (std::size_t b = 0; b < B; ++b) s[b] = b;
+    return s;
+  }
+
   std::size_t check_state(const State& state) const {
     if (!(state.shape() == shape_))
       throw InputError("griffin: this state was made for another model (its sizes or block pattern differ)");
     return state.batch_size();
   }
 
-  void forward(State& state, const int* tokens, std::size_t B, std::size_t T, LogitsRows which, float* logits,
-               const HiddenObserver& observer) const {
+  // Runs T tokens for each of the B state sequences listed in `sequences` (distinct indices).
+  void forward(State& state, const std::size_t* sequences, const int* tokens, std::size_t B, std::size_t T,
+               LogitsRows which, float* logits, const HiddenObserver& observer) const {
     const std::size_t N = B * T;
     const std::size_t D = config_.width;
     const std::size_t V = config_.vocab_size;
@@ -142,7 +175,7 @@ class Model {
     // position is also the segment position that resets the recurrences at 0.
     std::vector<int> positions(N);
     for (std::size_t b = 0; b < B; ++b) {
-      const std::int64_t start = state.position(b);
+      const std::int64_t start = state.position(sequences[b]);
       if (start + std::int64_t(T) > std::int64_t(std::numeric_limits<int>::max()))
         throw InputError("griffin: sequence " + std::to_string(b) + " would pass position 2^31 - 1");
       for (std::size_t t = 0; t < T; ++t) positions[b * T + t] = int(start + std::int64_t(t));
@@ -163,18 +196,18 @@ class Model {
       LayerState& ls = state.layers()[i];
       kernels::rms_norm_rows<Backend>(x.data(), lw.temporal_pre_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
       if (lw.type == BlockType::recurrent)
-        blocks::recurrent_block<Backend>(config_, *pool_, lw.recurrent, ls, normed.data(), positions.data(), B, T,
-                                         block_out.data());
-      else
-        blocks::attention_block<Backend>(config_, *pool_, lw.attention, ls, lw.type, normed.data(), positions.data(), B,
+        blocks::recurrent_block<Backend>(config_, *pool_, lw.recurrent, ls, normed.data(), positions.data(), sequences, B,
                                          T, block_out.data());
+      else
+        blocks::attention_block<Backend>(config_, *pool_, lw.attention, ls, lw.type, normed.data(), positions.data(),
+                                         sequences, B, T, block_out.data());
       kernels::add_in_place<Backend>(x.data(), block_out.data(), N * D);
       kernels::rms_norm_rows<Backend>(x.data(), lw.channel_pre_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
       blocks::mlp_block<Backend>(config_, *pool_, lw.mlp, normed.data(), N, block_out.data());
       kernels::add_in_place<Backend>(x.data(), block_out.data(), N * D);
       if (observer) observer("layers." + std::to_string(i), x);
     }
-    for (std::size_t b = 0; b < B; ++b) state.positions()[b] += std::int64_t(T);
+    for (std::size_t b = 0; b < B; ++b) state.positions()[sequences[b]] += std::int64_t(T);
 
     if (which == LogitsRows::none && !observer) return;
     // Only the rows whose logits are wanted go through the final norm and the [V, D] projection.

@@ -16,10 +16,12 @@
 
 namespace griffin::blocks {
 
-// normed, out: [B·T, D]; positions: [B·T]. type is local_attention or global_attention.
+// normed, out: [B·T, D]; positions: [B·T]; chunk row-group b belongs to state sequence sequences[b].
+// type is local_attention or global_attention.
 template <simd::VectorBackend Backend, class Config>
 void attention_block(const Config& config, ThreadPool& pool, const AttentionWeights& aw, LayerState& ls, BlockType type,
-                     const float* normed, const int* positions, std::size_t B, std::size_t T, float* out) {
+                     const float* normed, const int* positions, const std::size_t* sequences, std::size_t B, std::size_t T,
+                     float* out) {
   const std::size_t N = B * T;
   const std::size_t H = config.num_heads;
   const std::size_t Dh = config.head_dim;
@@ -36,7 +38,7 @@ void attention_block(const Config& config, ThreadPool& pool, const AttentionWeig
     kernels::rope<Backend>(k.data() + r * Dh, 1, Dh, R, cos_sin.data());
   }
   for (std::size_t b = 0; b < B; ++b) {
-    KvCache& cache = ls.kv[b];
+    KvCache& cache = ls.kv[sequences[b]];
     kernels::KeySegment segments[3];
     std::size_t n_segments = cache.segments(segments);
     segments[n_segments++] = {k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, nullptr, T};

@@ -18,10 +18,12 @@
 
 namespace griffin::blocks {
 
-// normed, out: [B·T, D] (sequence-major); positions: [B·T], each token's position in its sequence.
+// normed, out: [B·T, D] (sequence-major); positions: [B·T], each token's position in its sequence; chunk
+// row-group b belongs to state sequence sequences[b].
 template <simd::VectorBackend Backend, class Config>
 void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeights& rw, LayerState& ls,
-                     const float* normed, const int* positions, std::size_t B, std::size_t T, float* out) {
+                     const float* normed, const int* positions, const std::size_t* sequences, std::size_t B, std::size_t T,
+                     float* out) {
   const std::size_t N = B * T;
   const std::size_t E = config.lru_width;
   const std::size_t K = config.conv_width;
@@ -36,7 +38,7 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
   for (std::size_t b = 0; b < B; ++b)
     pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
       kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(),
-                               positions + b * T, ls.conv.data() + b * (K - 1) * E, conv.data() + b * T * E, c0, c1);
+                               positions + b * T, ls.conv.data() + sequences[b] * (K - 1) * E, conv.data() + b * T * E, c0, c1);
     });
   pool.parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
     kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.input_gate_weight.data(),
@@ -48,7 +50,7 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
   for (std::size_t b = 0; b < B; ++b)
     pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
       kernels::rg_lru_scan<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
-                                    rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + b * E,
+                                    rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + sequences[b] * E,
                                     u.data() + b * T * E, c0, c1);
     });
   kernels::multiply_in_place<Backend>(u.data(), y.data(), N * E);

@@ -10,11 +10,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "griffin/config.hpp"
 #include "griffin/io/safetensors.hpp"
@@ -23,6 +22,7 @@ namespace griffin::io {
 
 namespace detail {
 
+// clang-format off
 // The keys read into the config.
 inline constexpr std::array<std::string_view, 25> config_keys_used = {
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -37,6 +37,7 @@ inline constexpr std::array<std::string_view, 14> config_keys_ignored = {
     "architectures", "model_type", "transformers_version", "_name_or_path", "final_w_init_variance_scale",
     "w_init_variance_scale", "use_cache", "attention_dropout", "output_hidden_states", "output_attentions",
     "return_dict", "initializer_range", "max_position_embeddings", "torchscript"};
+// clang-format on
 
 // Sizes above this are rejected outright (every buffer index stays in int32), and a model whose sizes
 // imply more than max_config_parameters weights is rejected before anything is allocated.
@@ -86,7 +87,8 @@ class ConfigReader {
     if (!v) return fallback;
     if (!v->is_number()) fail(key, "expected a number, got " + json_excerpt(*v));
     const double d = v->get<double>();
-    if (!std::isfinite(d) || std::abs(d) > std::numeric_limits<float>::max()) fail(key, "expected a finite float32 number, got " + json_excerpt(*v));
+    if (!std::isfinite(d) || std::abs(d) > std::numeric_limits<float>::max())
+      fail(key, "expected a finite float32 number, got " + json_excerpt(*v));
     return static_cast<float>(d);
   }
 
@@ -95,7 +97,8 @@ class ConfigReader {
     const auto* v = find(key);
     if (!v) return fallback;
     if (!v->is_number_integer()) fail(key, "expected a token id (an integer), got " + json_excerpt(*v));
-    if (v->is_number_unsigned() && v->get<std::uint64_t>() < vocab_size) return static_cast<int>(v->get<std::uint64_t>());
+    if (v->is_number_unsigned() && v->get<std::uint64_t>() < vocab_size)
+      return static_cast<int>(v->get<std::uint64_t>());
     fail(key, "token id " + json_excerpt(*v) + " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
   }
 
@@ -214,9 +217,12 @@ inline DynamicConfig parse_config_json(std::string_view json_text, std::string d
     const std::string* s = r.string(key);
     if (!s) continue;
     WeightType t;
-    if (*s == "float32" || *s == "float16") t = WeightType::f32;  // f16 weights are widened on load
-    else if (*s == "bfloat16") t = WeightType::bf16;
-    else r.fail(key, "\"" + *s + "\" is not supported (expected \"float32\", \"bfloat16\" or \"float16\")");
+    if (*s == "float32" || *s == "float16")
+      t = WeightType::f32;  // f16 weights are widened on load
+    else if (*s == "bfloat16")
+      t = WeightType::bf16;
+    else
+      r.fail(key, "\"" + *s + "\" is not supported (expected \"float32\", \"bfloat16\" or \"float16\")");
     if (weight_type && *weight_type != t) r.fail(key, "\"" + *s + "\" disagrees with torch_dtype");
     weight_type = t;
   }

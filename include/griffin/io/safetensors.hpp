@@ -20,6 +20,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <span>
@@ -29,8 +30,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "griffin/dtype.hpp"
 
@@ -49,7 +48,11 @@ struct LoadError : std::runtime_error {
 
 // The safetensors dtypes. Only f32, bf16 and f16 (weights) and i32/i64 (tokens) are converted by this
 // library; the others are recognised so a file holding them still opens.
-enum class DType : std::uint8_t { f32, bf16, f16, i32, i64, f64, i8, i16, u8, u16, u32, u64, boolean, f8_e4m3, f8_e5m2 };
+// clang-format off
+enum class DType : std::uint8_t {
+  f32, bf16, f16, i32, i64,                                  // read by griffin
+  f64, i8, i16, u8, u16, u32, u64, boolean, f8_e4m3, f8_e5m2  // recognised
+};
 
 constexpr std::size_t dtype_size(DType t) {
   switch (t) {
@@ -82,10 +85,11 @@ constexpr std::string_view dtype_name(DType t) {
   }
   return "?";
 }
+// clang-format on
 
-inline constexpr DType all_dtypes[] = {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64,
-                                       DType::f64, DType::i8, DType::i16, DType::u8, DType::u16,
-                                       DType::u32, DType::u64, DType::boolean, DType::f8_e4m3, DType::f8_e5m2};
+inline constexpr DType all_dtypes[] = {DType::f32, DType::bf16, DType::f16,     DType::i32,     DType::i64,
+                                       DType::f64, DType::i8,   DType::i16,     DType::u8,      DType::u16,
+                                       DType::u32, DType::u64,  DType::boolean, DType::f8_e4m3, DType::f8_e5m2};
 
 // The dtype spelled `name` in a header, or nothing if there is none.
 constexpr std::optional<DType> dtype_from_name(std::string_view name) {
@@ -183,7 +187,8 @@ inline nlohmann::json parse_json_unique_keys(std::string_view text, const std::s
         last_key = key;
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return true;
   };
@@ -323,8 +328,7 @@ class SafetensorsFile {
   void parse_header() {
     using nlohmann::json;
     const std::size_t file_size = bytes_.size();
-    if (file_size < 8)
-      fail("file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
+    if (file_size < 8) fail("file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
     std::uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = n << 8 | std::to_integer<std::uint64_t>(bytes_[static_cast<std::size_t>(i)]);
     if (n > max_header_bytes)
@@ -414,8 +418,7 @@ class SafetensorsFile {
 
     const auto& offsets = field("data_offsets");
     if (!offsets.is_array() || offsets.size() != 2)
-      fail(what + ": data_offsets must be an array of 2 integers [begin, end] but is " +
-           detail::json_excerpt(offsets));
+      fail(what + ": data_offsets must be an array of 2 integers [begin, end] but is " + detail::json_excerpt(offsets));
     const std::uint64_t begin = count(offsets[0], "data_offsets[0]");
     const std::uint64_t end = count(offsets[1], "data_offsets[1]");
     const std::string offsets_text = "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "]";
@@ -429,9 +432,8 @@ class SafetensorsFile {
       fail(what + ": shape " + detail::shape_string(t.shape) + " of " + std::string(dtype_name(t.dtype)) +
            " is too large (its byte size overflows)");
     if (*expected != end - begin)
-      fail(what + ": shape " + detail::shape_string(t.shape) + " of " + std::string(dtype_name(t.dtype)) +
-           " needs " + std::to_string(*expected) + " bytes but " + offsets_text + " hold " +
-           std::to_string(end - begin));
+      fail(what + ": shape " + detail::shape_string(t.shape) + " of " + std::string(dtype_name(t.dtype)) + " needs " +
+           std::to_string(*expected) + " bytes but " + offsets_text + " hold " + std::to_string(end - begin));
     t.data = data_section + begin;
     t.size_bytes = static_cast<std::size_t>(end - begin);
     return t;
@@ -510,7 +512,7 @@ class Checkpoint {
     MappedFile mapped = MappedFile::open(index_path);
     if (mapped.size() > SafetensorsFile::max_header_bytes)
       fail_in(index_name, "index is " + std::to_string(mapped.size()) + " bytes, more than the limit of " +
-           std::to_string(SafetensorsFile::max_header_bytes));
+                              std::to_string(SafetensorsFile::max_header_bytes));
     std::string_view text(reinterpret_cast<const char*>(mapped.data()), mapped.size());
     nlohmann::json index = detail::parse_json_unique_keys(text, index_name, "key");
     if (!index.is_object()) fail_in(index_name, "index is not a JSON object but " + detail::json_excerpt(index));
@@ -523,14 +525,14 @@ class Checkpoint {
     std::set<std::string> shard_names;
     for (const auto& [tensor, shard] : wm->items()) {
       if (!shard.is_string())
-        fail_in(index_name, "weight_map: tensor " + detail::in_quotes(tensor) + " maps to " + detail::json_excerpt(shard) +
-             ", not a file name");
+        fail_in(index_name, "weight_map: tensor " + detail::in_quotes(tensor) + " maps to " +
+                                detail::json_excerpt(shard) + ", not a file name");
       const auto& file = shard.get_ref<const std::string&>();
       // A shard is a file beside the index: no directories, so an index cannot reach outside `dir`.
       if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
           file.find('\\') != std::string::npos)
-        fail_in(index_name, "weight_map: tensor " + detail::in_quotes(tensor) + " names shard " + detail::in_quotes(file) +
-             ", which is not a plain file name");
+        fail_in(index_name, "weight_map: tensor " + detail::in_quotes(tensor) + " names shard " +
+                                detail::in_quotes(file) + ", which is not a plain file name");
       tensor_to_shard.emplace(tensor, file);
       shard_names.insert(file);
     }
@@ -540,7 +542,8 @@ class Checkpoint {
       const fs::path p = dir_ / file;
       std::error_code ec;
       if (!fs::exists(p, ec))
-        fail_in(index_name, "shard " + detail::in_quotes(file) + " named by weight_map does not exist (expected " + p.string() + ")");
+        fail_in(index_name, "shard " + detail::in_quotes(file) + " named by weight_map does not exist (expected " +
+                                p.string() + ")");
       shard_index.emplace(file, shards_.size());
       shards_.push_back(SafetensorsFile::open(p));
     }
@@ -549,7 +552,7 @@ class Checkpoint {
       const TensorView* t = shards_[shard_index.at(file)].find(tensor);
       if (!t)
         fail_in(index_name, "tensor " + detail::in_quotes(tensor) + " is not in shard " + detail::in_quotes(file) +
-             " where weight_map puts it");
+                                " where weight_map puts it");
       by_name_.emplace(tensor, t);
     }
     for (const auto& [file, i] : shard_index)
@@ -557,10 +560,10 @@ class Checkpoint {
         auto it = tensor_to_shard.find(t.name);
         if (it == tensor_to_shard.end())
           fail_in(index_name, "shard " + detail::in_quotes(file) + " holds tensor " + detail::in_quotes(t.name) +
-               ", which weight_map does not list");
+                                  ", which weight_map does not list");
         if (it->second != file)
           fail_in(index_name, "tensor " + detail::in_quotes(t.name) + " is in shard " + detail::in_quotes(file) +
-               " but weight_map puts it in " + detail::in_quotes(it->second));
+                                  " but weight_map puts it in " + detail::in_quotes(it->second));
       }
   }
 
@@ -667,8 +670,8 @@ inline std::string safetensors_header(std::span<const TensorToWrite> tensors,
     if (!expected || *expected != t.bytes.size())
       throw std::invalid_argument("safetensors: tensor " + in_quotes(t.name) + " has shape " + shape_string(t.shape) +
                                   " of " + std::string(dtype_name(t.dtype)) + " (" +
-                                  (expected ? std::to_string(*expected) : std::string("too many")) +
-                                  " bytes) but " + std::to_string(t.bytes.size()) + " bytes were given");
+                                  (expected ? std::to_string(*expected) : std::string("too many")) + " bytes) but " +
+                                  std::to_string(t.bytes.size()) + " bytes were given");
     header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))},
                       {"shape", t.shape},
                       {"data_offsets", {offset, offset + t.bytes.size()}}};

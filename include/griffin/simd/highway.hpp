@@ -32,10 +32,23 @@ struct BasicHighway {
   static vec sub(vec a, vec b) { return hn::Sub(a, b); }
   static vec mul(vec a, vec b) { return hn::Mul(a, b); }
   static vec div(vec a, vec b) { return hn::Div(a, b); }
-  // x86 max/min return their second operand when the comparison is unordered; swapping the operands
-  // gives exactly std::max(a, b) / std::min(a, b), NaN and signed zero included, like Scalar.
-  static vec max(vec a, vec b) { return hn::Max(b, a); }
-  static vec min(vec a, vec b) { return hn::Min(b, a); }
+  // Exactly std::max(a, b) = a < b ? b : a and std::min(a, b) = b < a ? b : a, NaN and signed zero
+  // included, as Scalar gives. x86 max/min return their second operand when unordered, so swapping the
+  // operands is that in one instruction; other targets (NEON, Highway's scalar one) differ on NaN.
+  static vec max(vec a, vec b) {
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    return hn::Max(b, a);
+#else
+    return hn::IfThenElse(hn::Lt(a, b), b, a);
+#endif
+  }
+  static vec min(vec a, vec b) {
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    return hn::Min(b, a);
+#else
+    return hn::IfThenElse(hn::Lt(b, a), b, a);
+#endif
+  }
   static vec fma(vec a, vec b, vec c) { return hn::MulAdd(a, b, c); }
   static vec sqrt(vec a) { return hn::Sqrt(a); }
   static vec tanh(vec a) { return hn::Tanh(D(), a); }

@@ -28,10 +28,23 @@ struct BasicXsimd {
   static vec sub(vec a, vec b) { return a - b; }
   static vec mul(vec a, vec b) { return a * b; }
   static vec div(vec a, vec b) { return a / b; }
-  // x86 max/min return their second operand when the comparison is unordered; swapping the operands
-  // gives exactly std::max(a, b) / std::min(a, b), NaN and signed zero included, like Scalar.
-  static vec max(vec a, vec b) { return xsimd::max(b, a); }
-  static vec min(vec a, vec b) { return xsimd::min(b, a); }
+  // Exactly std::max(a, b) = a < b ? b : a and std::min(a, b) = b < a ? b : a, NaN and signed zero
+  // included, as Scalar gives. x86 max/min return their second operand when unordered, so swapping the
+  // operands is that in one instruction; NEON's differ on NaN.
+  static vec max(vec a, vec b) {
+#if defined(__SSE2__)
+    return xsimd::max(b, a);
+#else
+    return xsimd::select(a < b, b, a);
+#endif
+  }
+  static vec min(vec a, vec b) {
+#if defined(__SSE2__)
+    return xsimd::min(b, a);
+#else
+    return xsimd::select(b < a, b, a);
+#endif
+  }
   static vec sqrt(vec a) { return xsimd::sqrt(a); }
   static vec exp(vec a) { return xsimd::exp(a); }
   static vec expm1(vec a) { return xsimd::expm1(a); }
