@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -235,12 +236,15 @@ inline DynamicConfig parse_config_json(std::string_view json_text, std::string d
   if (!r.boolean("tie_word_embeddings", true))
     r.fail("tie_word_embeddings", "false is not supported (the logits use the embedding table)");
 
-  if (const double n = detail::approximate_parameters(c); n > detail::max_config_parameters)
-    throw ConfigError(display_name + ": the sizes imply about " + std::to_string(n) +
+  if (const double n = detail::approximate_parameters(c); n > detail::max_config_parameters) {
+    char approx[32];
+    std::snprintf(approx, sizeof approx, "%.3g", n);
+    throw ConfigError(display_name + ": the sizes imply about " + approx +
                       " parameters, more than the limit of 1e12 (vocab_size " + std::to_string(c.vocab_size) +
                       ", hidden_size " + std::to_string(c.width) + ", lru_width " + std::to_string(c.lru_width) +
                       ", intermediate_size " + std::to_string(intermediate) + ", num_hidden_layers " +
                       std::to_string(c.depth) + ")");
+  }
   try {
     c.validate();
   } catch (const ConfigError& e) {

@@ -10,6 +10,15 @@
 
 #include "griffin/simd/backend.hpp"
 
+// GCC 12's AVX-512 headers self-initialise their "undefined" registers (`__m512 __Y = __Y;`), which it
+// then reports as uninitialised wherever xsimd's exp/tanh inline them into kernels.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define GRIFFIN_DETAIL_XSIMD_DIAGNOSTICS_PUSHED
+#endif
+
 namespace griffin::simd {
 
 // xsimd 8.1 has no bf16 widening, no horizontal max, and its AVX-512 fma is an unfused a * b + c, so
@@ -125,3 +134,8 @@ using Xsimd = BasicXsimd<>;
 static_assert(VectorBackend<Xsimd>);
 
 }  // namespace griffin::simd
+
+#if defined(GRIFFIN_DETAIL_XSIMD_DIAGNOSTICS_PUSHED)
+#pragma GCC diagnostic pop
+#undef GRIFFIN_DETAIL_XSIMD_DIAGNOSTICS_PUSHED
+#endif
