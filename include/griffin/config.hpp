@@ -93,10 +93,13 @@ using GriffinPattern = Pattern<BlockType::recurrent, BlockType::recurrent, Block
 using HawkPattern = Pattern<BlockType::recurrent>;
 using MqaPattern = Pattern<BlockType::global_attention>;
 
-// How the large matrices (embedding, linears) are kept in memory. Small tensors are always f32.
-enum class WeightType : std::uint8_t { f32, bf16 };
+// How the large matrices (embedding, linears) are kept in memory. Small tensors are always f32. int8 is
+// symmetric per output row (one f32 scale per row), quantised at load time; never read from a file.
+enum class WeightType : std::uint8_t { f32, bf16, int8 };
 
-constexpr std::string_view weight_type_name(WeightType t) { return t == WeightType::f32 ? "f32" : "bf16"; }
+constexpr std::string_view weight_type_name(WeightType t) {
+  return t == WeightType::f32 ? "f32" : t == WeightType::bf16 ? "bf16" : "int8";
+}
 
 // The sizes of a model; each is a number or `dynamic`. Used as a template argument, so a preset reads
 // like the paper's table: Shape{.vocab_size = 256000, .width = 2560, ...}.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -35,6 +36,31 @@ class Matrix {
     m.data_ = m.bf16_.data();
     return m;
   }
+  // Quantises f32 values [rows, cols] to int8 with one scale per row (kernels::quantize_int8_row).
+  static Matrix quantized_int8(const float* values, std::size_t rows, std::size_t cols) {
+    Matrix m;
+    m.type_ = WeightType::int8;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.int8_.resize(rows * cols);
+    m.scales_.resize(rows);
+    for (std::size_t r = 0; r < rows; ++r)
+      m.scales_[r] = kernels::quantize_int8_row(values + r * cols, cols, m.int8_.data() + r * cols);
+    m.data_ = m.int8_.data();
+    return m;
+  }
+  // Takes int8 values [rows, cols] and their row scales as they are.
+  static Matrix owned_int8(std::vector<std::int8_t> values, std::vector<float> scales, std::size_t rows,
+                           std::size_t cols) {
+    Matrix m;
+    m.type_ = WeightType::int8;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.int8_ = std::move(values);
+    m.scales_ = std::move(scales);
+    m.data_ = m.int8_.data();
+    return m;
+  }
   // Borrows memory that outlives the matrix (the mapped checkpoint, kept alive by Weights::keep_alive).
   static Matrix borrowed(WeightType type, const void* data, std::size_t rows, std::size_t cols) {
     Matrix m;
@@ -51,9 +77,15 @@ class Matrix {
     cols_ = o.cols_;
     const bool was_f32 = o.data_ == o.f32_.data() && !o.f32_.empty();
     const bool was_bf16 = o.data_ == o.bf16_.data() && !o.bf16_.empty();
+    const bool was_int8 = o.data_ == o.int8_.data() && !o.int8_.empty();
     f32_ = std::move(o.f32_);
     bf16_ = std::move(o.bf16_);
-    data_ = was_f32 ? f32_.data() : was_bf16 ? static_cast<const void*>(bf16_.data()) : o.data_;
+    int8_ = std::move(o.int8_);
+    scales_ = std::move(o.scales_);
+    data_ = was_f32    ? f32_.data()
+            : was_bf16 ? static_cast<const void*>(bf16_.data())
+            : was_int8 ? static_cast<const void*>(int8_.data())
+                       : o.data_;
     return *this;
   }
   Matrix(const Matrix&) = delete;
@@ -62,14 +94,20 @@ class Matrix {
   WeightType type() const { return type_; }
   std::size_t rows() const { return rows_; }
   std::size_t cols() const { return cols_; }
-  std::size_t size_bytes() const { return rows_ * cols_ * (type_ == WeightType::f32 ? 4 : 2); }
+  // Bytes a matmul streams: the values, plus the row scales for int8.
+  std::size_t size_bytes() const {
+    if (type_ == WeightType::int8) return rows_ * cols_ + rows_ * sizeof(float);
+    return rows_ * cols_ * (type_ == WeightType::f32 ? 4 : 2);
+  }
   MatrixView<float> f32() const { return {static_cast<const float*>(data_), rows_, cols_}; }
   MatrixView<bf16> bf16_view() const { return {static_cast<const bf16*>(data_), rows_, cols_}; }
+  Int8MatrixView int8_view() const { return {static_cast<const std::int8_t*>(data_), scales_.data(), rows_, cols_}; }
 
   // Calls f with the typed view: one branch per matmul, not per element.
   template <class F>
   decltype(auto) visit(F&& f) const {
     if (type_ == WeightType::f32) return f(f32());
+    if (type_ == WeightType::int8) return f(int8_view());
     return f(bf16_view());
   }
 
@@ -79,6 +117,8 @@ class Matrix {
   const void* data_ = nullptr;
   std::vector<float> f32_;
   std::vector<bf16> bf16_;
+  std::vector<std::int8_t> int8_;
+  std::vector<float> scales_;  // int8 only: one per row
 };
 
 struct RecurrentWeights {

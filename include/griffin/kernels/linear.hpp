@@ -5,7 +5,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "griffin/dtype.hpp"
@@ -23,7 +25,29 @@ struct MatrixView {
   const W* row(std::size_t r) const { return data + r * cols; }
 };
 
+// A read-only [rows, cols] matrix of int8 weights with one f32 scale per row: w[r, c] = scales[r] · data[r, c]
+// (symmetric per-output-channel quantisation, see kernels::quantize_int8_row).
+struct Int8MatrixView {
+  const std::int8_t* data = nullptr;
+  const float* scales = nullptr;
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  const std::int8_t* row(std::size_t r) const { return data + r * cols; }
+};
+
 namespace kernels {
+
+// Symmetric quantisation of one row: scale = max|w| / 127, q = round(w / scale). Returns the scale (0 for
+// an all-zero row, whose q are then all 0). The largest error per weight is scale / 2.
+inline float quantize_int8_row(const float* w, std::size_t n, std::int8_t* q) {
+  float max_abs = 0.0f;
+  for (std::size_t i = 0; i < n; ++i) max_abs = std::max(max_abs, std::abs(w[i]));
+  const float scale = max_abs / 127.0f;
+  const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+  for (std::size_t i = 0; i < n; ++i)
+    q[i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(w[i] * inv), -127.0f, 127.0f));
+  return scale;
+}
 
 inline float weight_to_f32(float w) { return w; }
 inline float weight_to_f32(bf16 w) { return bf16_to_f32(w); }

@@ -1,6 +1,8 @@
 // The Highway backend: Highway's static target (the best instruction set the compiler flags allow, no
 // run-time dispatch) behind the same narrow policy. `Highway` uses a full vector (8 lanes with AVX2, 16
 // with AVX-512); BasicHighway<D> takes any fixed-size float descriptor, e.g. hn::CappedTag<float, 8>.
+// Highway 1.0 counts AVX2 as present only with BMI2, F16C, PCLMUL and AES too: `-mavx2 -mfma` alone
+// selects its 4-lane SSSE3 target, `-march=x86-64-v3 -maes -mpclmul` (or -march=native) the 8-lane one.
 #pragma once
 
 #include <cstddef>
@@ -56,8 +58,8 @@ struct BasicHighway {
   static float reduce_max(vec a) { return hn::GetLane(hn::MaxOfLanes(D(), a)); }
 
   // hn::Exp and hn::Expm1 build 2^n with integer arithmetic that wraps above x ~ 177 (exp(178) is NaN,
-  // exp(200) is 0) and hn::Exp(NaN) is 0. Clamping at 89, where both already overflow to inf, and passing
-  // NaN through makes them agree with std::exp / std::expm1 for every input.
+  // exp(200) is 0), and hn::Exp(NaN) is 0. Clamping at 89, where both already overflow to inf, and
+  // passing NaN through give std::exp's edge behaviour: inf above the range, NaN in, NaN out.
   static vec exp(vec a) { return keep_nan(a, hn::Exp(D(), hn::Min(a, hn::Set(D(), 89.0f)))); }
   static vec expm1(vec a) { return keep_nan(a, hn::Expm1(D(), hn::Min(a, hn::Set(D(), 89.0f)))); }
 

@@ -1,0 +1,15 @@
+# Fails unless the README's compile-time specialisation example is exactly examples/custom_model.cpp, so
+# the code a reader copies is the code CI compiles and runs.
+file(READ "${SOURCE_DIR}/README.md" readme)
+file(READ "${SOURCE_DIR}/examples/custom_model.cpp" example)
+string(FIND "${readme}" "<!-- example: examples/custom_model.cpp -->\n```cpp\n" start)
+if(start EQUAL -1)
+  message(FATAL_ERROR "README.md: the example marker is missing")
+endif()
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(REGEX REPLACE "^<!-- example: examples/custom_model.cpp -->\n```cpp\n" "" rest "${rest}")
+string(FIND "${rest}" "```" end)
+string(SUBSTRING "${rest}" 0 ${end} block)
+if(NOT block STREQUAL example)
+  message(FATAL_ERROR "README.md's example differs from examples/custom_model.cpp")
+endif()
