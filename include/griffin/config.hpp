@@ -158,10 +158,35 @@ struct Hyperparameters {
   int pad_token_id = 0;
 };
 
+// Compile-time checks of a static shape, one named concept per rule so the compiler's message says
+// which field is wrong.
+template <Shape S>
+concept LruWidthDivisibleByHeads =
+    S.lru_width == dynamic || S.num_heads == dynamic || S.lru_width % S.num_heads == 0;
+template <Shape S>
+concept AllStaticSizesPositive = S.vocab_size != 0 && S.width != 0 && S.lru_width != 0 && S.num_heads != 0 &&
+                                 S.head_dim != 0 && S.mlp_width != 0 && S.conv_width != 0 && S.depth != 0 &&
+                                 S.num_kv_heads != 0 && S.attention_window != 0;
+template <Shape S>
+concept HeadDimSplitsForRope = S.head_dim == dynamic || S.head_dim % 4 == 0;
+template <Shape S>
+concept SingleKvHead = S.num_kv_heads == dynamic || S.num_kv_heads == 1;
+
+// Asserts a static shape field by field, so the compiler's message names what is wrong.
+template <Shape S>
+constexpr void check_static_shape() {
+  static_assert(AllStaticSizesPositive<S>, "griffin::Shape: every size must be positive (or griffin::dynamic)");
+  static_assert(LruWidthDivisibleByHeads<S>,
+                "griffin::Shape: lru_width must be divisible by num_heads (the RG-LRU gates are block-diagonal)");
+  static_assert(HeadDimSplitsForRope<S>, "griffin::Shape: head_dim must be divisible by 4 (RoPE on half the head)");
+  static_assert(SingleKvHead<S>, "griffin::Shape: num_kv_heads must be 1 (multi-query attention)");
+}
+
 // A complete model description. `S` fixes some or all sizes at compile time, `PatternT` is a Pattern<...>
 // or DynamicPattern. Every size is read through the accessor, which returns the constant when there is one.
 template <Shape S = dynamic_shape, class PatternT = DynamicPattern>
 struct ModelConfig {
+  static_assert((check_static_shape<S>(), true));
   static constexpr Shape static_shape = S;
   using pattern_type = PatternT;
 
@@ -210,30 +235,6 @@ struct ModelConfig {
     if (!(hyper.rope_theta > 0.0f)) throw ConfigError("rope_theta must be positive");
   }
 };
-
-// Compile-time checks of a static shape, one named concept per rule so the compiler's message says
-// which field is wrong.
-template <Shape S>
-concept LruWidthDivisibleByHeads =
-    S.lru_width == dynamic || S.num_heads == dynamic || S.lru_width % S.num_heads == 0;
-template <Shape S>
-concept AllStaticSizesPositive = S.vocab_size != 0 && S.width != 0 && S.lru_width != 0 && S.num_heads != 0 &&
-                                 S.head_dim != 0 && S.mlp_width != 0 && S.conv_width != 0 && S.depth != 0 &&
-                                 S.num_kv_heads != 0 && S.attention_window != 0;
-template <Shape S>
-concept HeadDimSplitsForRope = S.head_dim == dynamic || S.head_dim % 4 == 0;
-template <Shape S>
-concept SingleKvHead = S.num_kv_heads == dynamic || S.num_kv_heads == 1;
-
-// Asserts a static shape field by field, so the compiler's message names what is wrong.
-template <Shape S>
-constexpr void check_static_shape() {
-  static_assert(AllStaticSizesPositive<S>, "griffin::Shape: every size must be positive (or griffin::dynamic)");
-  static_assert(LruWidthDivisibleByHeads<S>,
-                "griffin::Shape: lru_width must be divisible by num_heads (the RG-LRU gates are block-diagonal)");
-  static_assert(HeadDimSplitsForRope<S>, "griffin::Shape: head_dim must be divisible by 4 (RoPE on half the head)");
-  static_assert(SingleKvHead<S>, "griffin::Shape: num_kv_heads must be 1 (multi-query attention)");
-}
 
 // Builds a config whose every static size is filled in; dynamic sizes are left for the caller (or the
 // loader) to set. `make_config<Preset>()` is all a user needs for a fully static preset.

@@ -5,19 +5,22 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 
 #include "griffin/dtype.hpp"
 
 namespace griffin::simd {
 
 template <class B>
-concept VectorBackend = requires(typename B::vec v, const float* p, float* q, const bf16* pb, float s) {
+concept VectorBackend = requires(typename B::vec v, const float* p, float* q, const bf16* pb, const std::int8_t* pi,
+                                 float s) {
   { B::name } -> std::convertible_to<const char*>;
   { B::lanes } -> std::convertible_to<std::size_t>;
   { B::zero() } -> std::same_as<typename B::vec>;
   { B::set(s) } -> std::same_as<typename B::vec>;
   { B::load(p) } -> std::same_as<typename B::vec>;         // unaligned load of `lanes` floats
   { B::load_bf16(pb) } -> std::same_as<typename B::vec>;   // `lanes` bfloat16 widened to float
+  { B::load_i8(pi) } -> std::same_as<typename B::vec>;     // `lanes` int8 converted to float (exact)
   B::store(q, v);                                          // unaligned store
   { B::add(v, v) } -> std::same_as<typename B::vec>;
   { B::sub(v, v) } -> std::same_as<typename B::vec>;

@@ -71,6 +71,12 @@ struct BasicHighway {
     return hn::BitCast(D(), hn::ShiftLeft<16>(bits));
   }
 
+  static vec load_i8(const std::int8_t* p) {
+    const hn::Rebind<std::int8_t, D> d8;
+    const hn::RebindToSigned<D> d32;
+    return hn::ConvertTo(D(), hn::PromoteTo(d32, hn::LoadU(d8, p)));
+  }
+
  private:
   static vec keep_nan(vec x, vec fx) { return hn::IfThenElse(hn::IsNaN(x), x, fx); }
 };

@@ -18,6 +18,7 @@ struct Scalar {
   static vec set(float s) { return s; }
   static vec load(const float* p) { return *p; }
   static vec load_bf16(const bf16* p) { return bf16_to_f32(*p); }
+  static vec load_i8(const std::int8_t* p) { return static_cast<float>(*p); }
   static void store(float* p, vec v) { *p = v; }
   static vec add(vec a, vec b) { return a + b; }
   static vec sub(vec a, vec b) { return a - b; }

@@ -86,6 +86,21 @@ struct BasicXsimd {
     return vec::load_aligned(widened);
   }
 
+  static vec load_i8(const std::int8_t* p) {
+    // Sign-extend to int32, then convert (exact: |q| <= 128).
+#if defined(__AVX512F__)
+    if constexpr (register_bytes == 64)
+      return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#endif
+#if defined(__AVX2__)
+    if constexpr (register_bytes == 32)
+      return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+#endif
+    alignas(Arch::alignment()) float widened[lanes];
+    for (std::size_t i = 0; i < lanes; ++i) widened[i] = static_cast<float>(p[i]);
+    return vec::load_aligned(widened);
+  }
+
   static vec fma(vec a, vec b, vec c) {
 #if defined(__AVX512F__)
     if constexpr (register_bytes == 64) return _mm512_fmadd_ps(a, b, c);
