@@ -297,8 +297,7 @@ inline std::vector<Case> corpus() {
   // -- The shard index --
   add({"index names a missing shard", Error::load,
        "model.safetensors.index.json: shard \"model-00003-of-00002.safetensors\" named by weight_map does not exist",
-       [](CheckpointImage& c) { c.index_extra["weight_map"][final_norm] = "model-00003-of-00002.safetensors"; },
-       [](const fs::path&) {}});
+       [](CheckpointImage& c) { c.index_extra["weight_map"][final_norm] = "model-00003-of-00002.safetensors"; }});
   add({"index puts a tensor in a shard that lacks it", Error::load,
        "tensor \"model.final_norm.weight\" is not in shard \"model-00001-of-00002.safetensors\" where weight_map puts it",
        [](CheckpointImage& c) { c.index_extra["weight_map"][final_norm] = "model-00001-of-00002.safetensors"; }});
@@ -356,7 +355,7 @@ inline std::vector<Case> corpus() {
        "tensor model.embed_tokens.weight has shape [512, 128] but the config implies [2000000000, 128]",
        config_set("vocab_size", 2000000000)});
   add({"lru_width changed", Error::load,
-       "tensor model.layers.0.temporal_block.linear_y.weight has shape [192, 128] but the config implies [256, 128]",
+       "tensor model.layers.0.temporal_block.linear_x.weight has shape [192, 128] but the config implies [256, 128]",
        config_set("lru_width", 256)});
   add({"conv1d_width changed", Error::load,
        "tensor model.layers.0.temporal_block.conv_1d.weight has shape [192, 1, 4] but the config implies [192, 1, 3]",
@@ -371,10 +370,11 @@ inline std::vector<Case> corpus() {
        "config.json says num_hidden_layers is 5 but the checkpoint holds 6 layers",
        config_set("num_hidden_layers", 5)});
   add({"block_types disagree with the tensors", Error::load,
-       "model.layers.2: block_types makes this layer recurrent but the checkpoint holds an attention block",
+       "model.layers.2: block_types says \"recurrent\" but the checkpoint holds an attention block here "
+       "(temporal_block.q_proj.weight)",
        config_set("block_types", {"recurrent"})});
   add({"block_types disagree the other way", Error::load,
-       "model.layers.0: block_types makes this layer attention but the checkpoint holds a recurrent block",
+       "model.layers.0: block_types says \"attention\" but the checkpoint holds a recurrent block here",
        config_set("block_types", {"attention", "recurrent", "attention"})});
   return cases;
 }

@@ -14,7 +14,7 @@ namespace griffin::blocks {
 template <simd::VectorBackend Backend>
 void parallel_linear(ThreadPool& pool, const float* x, std::size_t rows, const Matrix& w, const float* bias, float* y) {
   w.visit([&](auto view) {
-    pool.parallel_for(view.rows, 8, [&](std::size_t begin, std::size_t end) {
+    pool.parallel_for(view.rows, kernels::linear_output_grain<Backend>(rows), [&](std::size_t begin, std::size_t end) {
       kernels::linear<Backend>(x, rows, view, bias, y, begin, end);
     });
   });

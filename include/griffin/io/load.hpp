@@ -3,6 +3,7 @@
 // Matrices whose file dtype is already the storage type are used in place from the memory map.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "griffin/config.hpp"
@@ -23,6 +25,7 @@ namespace griffin {
 
 struct LoadOptions {
   // How to keep the large matrices; unset = as the checkpoint stores them (bf16 stays bf16, f16 → f32).
+  // WeightType::int8 quantises each matrix row symmetrically (one f32 scale per row) at load time.
   std::optional<WeightType> weight_type;
   std::size_t threads = 0;  // 0 = one per hardware thread
 };
@@ -67,6 +70,7 @@ class TensorReader {
       return Matrix::borrowed(storage, t.data, rows, cols);
     std::vector<float> values = io::to_f32(t);
     if (storage == WeightType::f32) return Matrix::owned_f32(std::move(values), rows, cols);
+    if (storage == WeightType::int8) return Matrix::quantized_int8(values.data(), rows, cols);
     std::vector<bf16> rounded(values.size());
     for (std::size_t i = 0; i < values.size(); ++i) rounded[i] = f32_to_bf16(values[i]);
     return Matrix::owned_bf16(std::move(rounded), rows, cols);
@@ -81,6 +85,40 @@ class TensorReader {
   }
 
   void allow(const std::string& name) { taken_.insert(name); }
+
+  // The number of layers the checkpoint holds (one more than the highest i of "model.layers.{i}.…") must
+  // be the config's depth. Checked before anything is allocated, so a wrong num_hidden_layers (even an
+  // absurd one) is one clear error rather than a missing or unexpected tensor, or a giant allocation.
+  void check_layer_count(std::size_t depth) const {
+    constexpr std::string_view prefix = "model.layers.";
+    std::size_t count = 0;
+    for (const std::string& name : checkpoint_.names()) {
+      if (!name.starts_with(prefix)) continue;
+      std::size_t i = 0, k = prefix.size();
+      while (k < name.size() && name[k] >= '0' && name[k] <= '9' && i < (std::size_t{1} << 40))
+        i = i * 10 + std::size_t(name[k++] - '0');
+      if (k > prefix.size() && k < name.size() && name[k] == '.') count = std::max(count, i + 1);
+    }
+    if (count == depth) return;
+    std::string holds = count == 0 ? "no layers (no model.layers.* tensors)"
+                                   : std::to_string(count) + " layers (model.layers.0 to model.layers." +
+                                         std::to_string(count - 1) + ")";
+    throw io::LoadError(where() + "config.json says num_hidden_layers is " + std::to_string(depth) +
+                        " but the checkpoint holds " + holds);
+  }
+
+  // A layer whose block type (from block_types) is not the one its tensors are: one error naming both.
+  void check_block_type(std::size_t layer, BlockType type) const {
+    const std::string p = "model.layers." + std::to_string(layer) + ".temporal_block.";
+    const bool want_recurrent = type == BlockType::recurrent;
+    const std::string other = want_recurrent ? "q_proj.weight" : "linear_x.weight";
+    const std::string mine = want_recurrent ? "linear_x.weight" : "q_proj.weight";
+    if (checkpoint_.find(p + mine) || !checkpoint_.find(p + other)) return;
+    throw io::LoadError(where() + "model.layers." + std::to_string(layer) + ": block_types says \"" +
+                        std::string(block_type_name(type)) + "\" but the checkpoint holds " +
+                        (want_recurrent ? "an attention block" : "a recurrent block") + " here (temporal_block." +
+                        other + "); block_types does not match the checkpoint");
+  }
 
  private:
   std::string where() const { return checkpoint_.dir().string() + ": "; }
@@ -97,6 +135,7 @@ Weights load_weights(const io::Checkpoint& checkpoint, const Config& config, Wei
                     Dh = config.head_dim, F = config.mlp_width, K = config.conv_width;
   const std::size_t bw = E / H;
   detail::TensorReader in(checkpoint);
+  in.check_layer_count(config.depth);
   Weights w;
   w.embed_tokens = in.matrix("model.embed_tokens.weight", V, D, storage);
   w.final_norm = in.floats("model.final_norm.weight", {D});
@@ -106,6 +145,7 @@ Weights load_weights(const io::Checkpoint& checkpoint, const Config& config, Wei
     const std::string p = "model.layers." + std::to_string(i) + ".";
     LayerWeights& l = w.layers[i];
     l.type = config.block_type(i);
+    in.check_block_type(i, l.type);
     l.temporal_pre_norm = in.floats(p + "temporal_pre_norm.weight", {D});
     l.channel_pre_norm = in.floats(p + "channel_pre_norm.weight", {D});
     const std::string tb = p + "temporal_block.";

@@ -16,17 +16,19 @@ inline float embedding_scale(std::size_t width, bool scale_by_sqrt_dim) {
 }
 
 namespace reference {
-template <class W>
-void embed(MatrixView<W> table, int token, float scale, float* y) {
+template <class View>
+void embed(View table, int token, float scale, float* y) {
+  scale *= row_scale(table, std::size_t(token));
   for (std::size_t i = 0; i < table.cols; ++i) y[i] = weight_to_f32(table.row(std::size_t(token))[i]) * scale;
 }
 }  // namespace reference
 
-// The caller has checked 0 <= token < table.rows.
-template <simd::VectorBackend B, class W>
-void embed(MatrixView<W> table, int token, float scale, float* y) {
+// The caller has checked 0 <= token < table.rows. table: MatrixView<float or bf16> or Int8MatrixView.
+template <simd::VectorBackend B, class View>
+void embed(View table, int token, float scale, float* y) {
   constexpr std::size_t L = B::lanes;
-  const W* row = table.row(std::size_t(token));
+  scale *= row_scale(table, std::size_t(token));
+  const auto* row = table.row(std::size_t(token));
   const auto s = B::set(scale);
   std::size_t i = 0;
   for (; i + L <= table.cols; i += L) B::store(y + i, B::mul(detail::load_weights<B>(row + i), s));

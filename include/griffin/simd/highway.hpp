@@ -51,6 +51,7 @@ struct BasicHighway {
     return hn::IfThenElse(hn::Lt(b, a), b, a);
 #endif
   }
+  // Rounds once where the target has FMA (HWY_NATIVE_FMA); the SSSE3/SSE4 targets round a * b first.
   static vec fma(vec a, vec b, vec c) { return hn::MulAdd(a, b, c); }
   static vec sqrt(vec a) { return hn::Sqrt(a); }
   static vec tanh(vec a) { return hn::Tanh(D(), a); }

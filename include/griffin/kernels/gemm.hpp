@@ -1,0 +1,211 @@
+// The prefill matmul Y[T, N] = X[T, K] · Wᵀ + b with W stored [N, K] (nn.Linear's layout), in the
+// GotoBLAS/BLIS structure: W is packed K-block by N-block (kc × nc, widened to f32 on the way, so bf16 and
+// int8 weights cost nothing in the inner loop), X is packed mc × kc, and a micro-kernel keeps an
+// mr × nr tile of Y (6 rows × two vectors: 12 accumulators) in registers while it walks the K block.
+//
+// Every output is one sequential chain acc = fma(x[k], w[n, k], acc) over k = 0 … K-1 starting from the
+// bias: blocking K only stores and reloads acc between blocks, so the result does not depend on the
+// tiling, on how outputs are split across threads, or on the backend, and reference::gemm (that chain
+// written as a loop) reproduces it bit for bit.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
+
+#include "griffin/dtype.hpp"
+#include "griffin/kernels/matrix_view.hpp"
+#include "griffin/simd/backend.hpp"
+
+namespace griffin::kernels {
+
+namespace detail {
+// The f32 value a matmul uses for weight (n, k): bf16 widened exactly; int8 times its row's scale, rounded
+// once (so prefill multiplies by the same float weights whatever the blocking).
+inline float weight_value(MatrixView<float> w, std::size_t n, std::size_t k) { return w.row(n)[k]; }
+inline float weight_value(MatrixView<bf16> w, std::size_t n, std::size_t k) { return bf16_to_f32(w.row(n)[k]); }
+inline float weight_value(Int8MatrixView w, std::size_t n, std::size_t k) {
+  return static_cast<float>(w.row(n)[k]) * w.scales[n];
+}
+}  // namespace detail
+
+namespace reference {
+// The specification of gemm, element by element: one fused multiply-add chain per output.
+template <class View>
+void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* y) {
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t n = 0; n < w.rows; ++n) {
+      float acc = bias ? bias[n] : 0.0f;
+      for (std::size_t k = 0; k < w.cols; ++k) acc = std::fma(x[t * w.cols + k], detail::weight_value(w, n, k), acc);
+      y[t * w.rows + n] = acc;
+    }
+}
+}  // namespace reference
+
+// Block sizes for AVX2-class cores (32 KiB L1d, 512 KiB L2): a packed W micro-panel (kc × nr floats,
+// 16 KiB) stays in L1 while the X block (mc × kc, 144 KiB) streams from L2; the W block (kc × nc, 3 MiB)
+// sits in L3 and is reused by every row block.
+template <simd::VectorBackend B>
+struct GemmBlocking {
+  static constexpr std::size_t mr = 6;
+  static constexpr std::size_t nr = 2 * B::lanes;
+  static constexpr std::size_t kc = 256;
+  static constexpr std::size_t mc = 24 * mr;
+  static constexpr std::size_t nc = std::max<std::size_t>(192 * nr, 768);
+};
+
+namespace detail {
+
+// Per-thread packing buffers, grown once and reused: a prefill calls gemm hundreds of times and the
+// buffers are a few MiB, so allocating per call would cost page faults every time.
+struct PackBuffer {
+  float* get(std::size_t floats) {
+    if (floats > size) {
+      data.reset(static_cast<float*>(::operator new[](floats * sizeof(float), std::align_val_t{64})));
+      size = floats;
+    }
+    return data.get();
+  }
+  struct Free {
+    void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  std::unique_ptr<float, Free> data;
+  std::size_t size = 0;
+};
+
+// W rows [n0, n0 + nb) × columns [k0, k0 + kb) as panels of NR outputs, each k-major ([kb][NR]) and
+// zero-padded to NR, so the micro-kernel reads one contiguous stream.
+template <std::size_t NR, class View>
+void pack_weights(View w, std::size_t n0, std::size_t nb, std::size_t k0, std::size_t kb, float* out) {
+  for (std::size_t p = 0; p < nb; p += NR) {
+    float* panel = out + p * kb;
+    const std::size_t cols = std::min(NR, nb - p);
+    for (std::size_t j = 0; j < cols; ++j) {
+      const std::size_t n = n0 + p + j;
+      const auto* row = w.row(n) + k0;
+      if constexpr (std::is_same_v<View, Int8MatrixView>) {
+        const float s = w.scales[n];
+        for (std::size_t k = 0; k < kb; ++k) panel[k * NR + j] = static_cast<float>(row[k]) * s;
+      } else if constexpr (std::is_same_v<View, MatrixView<bf16>>) {
+        for (std::size_t k = 0; k < kb; ++k) panel[k * NR + j] = bf16_to_f32(row[k]);
+      } else {
+        for (std::size_t k = 0; k < kb; ++k) panel[k * NR + j] = row[k];
+      }
+    }
+    for (std::size_t j = cols; j < NR; ++j)
+      for (std::size_t k = 0; k < kb; ++k) panel[k * NR + j] = 0.0f;
+  }
+}
+
+// X rows [m0, m0 + mb) × columns [k0, k0 + kb) as panels of MR rows, k-major ([kb][MR]), zero-padded.
+template <std::size_t MR>
+void pack_inputs(const float* x, std::size_t ldx, std::size_t m0, std::size_t mb, std::size_t k0, std::size_t kb,
+                 float* out) {
+  for (std::size_t p = 0; p < mb; p += MR) {
+    float* panel = out + p * kb;
+    const std::size_t rows = std::min(MR, mb - p);
+    for (std::size_t i = 0; i < rows; ++i) {
+      const float* row = x + (m0 + p + i) * ldx + k0;
+      for (std::size_t k = 0; k < kb; ++k) panel[k * MR + i] = row[k];
+    }
+    for (std::size_t i = rows; i < MR; ++i)
+      for (std::size_t k = 0; k < kb; ++k) panel[k * MR + i] = 0.0f;
+  }
+}
+
+// c[MR][NR] (row stride ldc) = (bias or c) + a · b over kb, where a is an MR-row panel and b an NR-output
+// panel. `bias` non-null means this is the first K block: the chain starts from the bias, not from c.
+template <simd::VectorBackend B, std::size_t MR, std::size_t NR>
+inline void gemm_micro_tile(std::size_t kb, const float* a, const float* b, float* c, std::size_t ldc,
+                            const float* bias, bool first) {
+  constexpr std::size_t L = B::lanes;
+  constexpr std::size_t NV = NR / L;
+  typename B::vec acc[MR][NV];
+  for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t j = 0; j < NV; ++j)
+      acc[i][j] = !first ? B::load(c + i * ldc + j * L) : bias ? B::load(bias + j * L) : B::zero();
+  for (std::size_t k = 0; k < kb; ++k) {
+    typename B::vec bv[NV];
+    for (std::size_t j = 0; j < NV; ++j) bv[j] = B::load(b + k * NR + j * L);
+    for (std::size_t i = 0; i < MR; ++i) {
+      const auto av = B::set(a[k * MR + i]);
+      for (std::size_t j = 0; j < NV; ++j) acc[i][j] = B::fma(av, bv[j], acc[i][j]);
+    }
+  }
+  for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t j = 0; j < NV; ++j) B::store(c + i * ldc + j * L, acc[i][j]);
+}
+
+}  // namespace detail
+
+// y[t, n] = Σ_k x[t, k] · w[n, k] + bias[n] for all tokens and the outputs n in [n_begin, n_end) (callers
+// split outputs across threads; any split gives the same bits). x: [tokens, w.cols]; y: [tokens, w.rows];
+// bias may be null. View is MatrixView<float>, MatrixView<bf16> or Int8MatrixView.
+template <simd::VectorBackend B, class View>
+void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* y, std::size_t n_begin,
+          std::size_t n_end) {
+  using Blk = GemmBlocking<B>;
+  constexpr std::size_t MR = Blk::mr, NR = Blk::nr;
+  const std::size_t K = w.cols, N = w.rows;
+  if (tokens == 0 || n_begin >= n_end) return;
+  if (K == 0) {  // an empty sum: just the bias
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t n = n_begin; n < n_end; ++n) y[t * N + n] = bias ? bias[n] : 0.0f;
+    return;
+  }
+  thread_local detail::PackBuffer w_buffer, x_buffer;
+  const std::size_t nc_max = std::min(Blk::nc, (n_end - n_begin + NR - 1) / NR * NR);
+  const std::size_t mc_max = std::min(Blk::mc, (tokens + MR - 1) / MR * MR);
+  float* packed_w = w_buffer.get(Blk::kc * nc_max);
+  float* packed_x = x_buffer.get(Blk::kc * mc_max);
+  alignas(64) float edge[MR * NR];
+  alignas(64) float edge_bias[NR];
+
+  for (std::size_t jc = n_begin; jc < n_end; jc += Blk::nc) {
+    const std::size_t nb = std::min(Blk::nc, n_end - jc);
+    for (std::size_t pc = 0; pc < K; pc += Blk::kc) {
+      const std::size_t kb = std::min(Blk::kc, K - pc);
+      const bool first = pc == 0;
+      detail::pack_weights<NR>(w, jc, nb, pc, kb, packed_w);
+      for (std::size_t ic = 0; ic < tokens; ic += Blk::mc) {
+        const std::size_t mb = std::min(Blk::mc, tokens - ic);
+        detail::pack_inputs<MR>(x, K, ic, mb, pc, kb, packed_x);
+        for (std::size_t jr = 0; jr < nb; jr += NR) {
+          const std::size_t cols = std::min(NR, nb - jr);
+          const float* wp = packed_w + jr * kb;
+          const float* tile_bias = first && bias ? bias + jc + jr : nullptr;
+          if (tile_bias && cols < NR) {  // pad the bias of a partial panel
+            std::fill(std::begin(edge_bias), std::end(edge_bias), 0.0f);
+            std::copy_n(tile_bias, cols, edge_bias);
+            tile_bias = edge_bias;
+          }
+          for (std::size_t ir = 0; ir < mb; ir += MR) {
+            const std::size_t rows = std::min(MR, mb - ir);
+            const float* xp = packed_x + ir * kb;
+            float* c = y + (ic + ir) * N + jc + jr;
+            if (rows == MR && cols == NR) {
+              detail::gemm_micro_tile<B, MR, NR>(kb, xp, wp, c, N, tile_bias, first);
+              continue;
+            }
+            // A partial tile runs in a full-size scratch tile; only its valid part is copied in and out.
+            if (!first)
+              for (std::size_t i = 0; i < rows; ++i) std::copy_n(c + i * N, cols, edge + i * NR);
+            detail::gemm_micro_tile<B, MR, NR>(kb, xp, wp, edge, NR, tile_bias, first);
+            for (std::size_t i = 0; i < rows; ++i) std::copy_n(edge + i * NR, cols, c + i * N);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <simd::VectorBackend B, class View>
+void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* y) {
+  gemm<B>(x, tokens, w, bias, y, 0, w.rows);
+}
+
+}  // namespace griffin::kernels

@@ -1,0 +1,123 @@
+// Choosing the next token from logits: greedy, or sampling with temperature, top-k and top-p (nucleus).
+// The random numbers come from std::mt19937_64, whose sequence the C++ standard fixes, turned into
+// uniforms by our own code (the std distributions are not specified bit for bit), so one seed gives the
+// same tokens with every compiler and standard library.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace griffin {
+
+struct SamplingOptions {
+  float temperature = 1.0f;  // 0 = greedy
+  std::size_t top_k = 0;     // keep the k most likely tokens; 0 = all
+  float top_p = 1.0f;        // keep the smallest set of most likely tokens whose probability reaches p; 1 = all
+  std::uint64_t seed = 0;
+
+  bool greedy() const { return temperature <= 0.0f || top_k == 1; }
+  void validate() const {
+    if (!(temperature >= 0.0f) || !std::isfinite(temperature))
+      throw std::invalid_argument("sampling: temperature must be a finite number >= 0 (0 = greedy)");
+    if (!(top_p > 0.0f && top_p <= 1.0f)) throw std::invalid_argument("sampling: top_p must be in (0, 1]");
+  }
+};
+
+// The most likely token; among equal logits the lowest id.
+inline int argmax(std::span<const float> logits) {
+  if (logits.empty()) throw std::invalid_argument("argmax: no logits");
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < logits.size(); ++i)
+    if (logits[i] > logits[best]) best = i;
+  return static_cast<int>(best);
+}
+
+// One token a sampler may choose and its probability after temperature, top-k and top-p.
+struct Candidate {
+  int token;
+  double probability;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplingOptions options = {}) : options_(options), rng_(options.seed) { options_.validate(); }
+
+  const SamplingOptions& options() const { return options_; }
+
+  // The distribution sample() draws from, most likely first (ties: lower id first); probabilities sum to 1.
+  std::vector<Candidate> distribution(std::span<const float> logits) const {
+    if (logits.empty()) throw std::invalid_argument("sampler: no logits");
+    if (options_.greedy()) return {{argmax(logits), 1.0}};
+    const std::size_t V = logits.size();
+    // A strict total order (logit, then id), so the kept set never depends on how the sort is done.
+    auto before = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+    std::vector<int> ids(V);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::size_t keep = V;
+    if (options_.top_k > 0 && options_.top_k < V) {
+      keep = options_.top_k;
+      std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end(), before);
+      ids.resize(keep);
+    } else if (options_.top_p < 1.0f) {
+      std::sort(ids.begin(), ids.end(), before);
+    }
+    // Softmax of logits / temperature over the kept tokens, in double.
+    double top = -std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < keep; ++i) top = std::max(top, static_cast<double>(logits[ids[i]]));
+    std::vector<Candidate> out(keep);
+    double sum = 0.0;
+    const double inv_t = 1.0 / static_cast<double>(options_.temperature);
+    for (std::size_t i = 0; i < keep; ++i) {
+      const double p = std::exp((static_cast<double>(logits[ids[i]]) - top) * inv_t);
+      out[i] = {ids[i], p};
+      sum += p;
+    }
+    for (auto& c : out) c.probability /= sum;
+    if (options_.top_p < 1.0f) {  // ids are sorted here: keep the shortest prefix reaching top_p
+      double cumulative = 0.0;
+      std::size_t n = 0;
+      while (n < out.size()) {
+        cumulative += out[n++].probability;
+        if (cumulative >= static_cast<double>(options_.top_p)) break;
+      }
+      out.resize(n);
+      for (auto& c : out) c.probability /= cumulative;
+    }
+    return out;
+  }
+
+  int sample(std::span<const float> logits) {
+    if (options_.greedy()) return argmax(logits);
+    const std::vector<Candidate> candidates = distribution(logits);
+    const double u = uniform();
+    double cumulative = 0.0;
+    for (const Candidate& c : candidates) {
+      cumulative += c.probability;
+      if (u < cumulative) return c.token;
+    }
+    return candidates.back().token;  // u within rounding of 1
+  }
+
+  // A uniform double in [0, 1) from the top 53 bits of one engine draw.
+  double uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+  void reseed(std::uint64_t seed) {
+    options_.seed = seed;
+    rng_.seed(seed);
+  }
+
+ private:
+  SamplingOptions options_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace griffin
