@@ -10,6 +10,18 @@
 #include <vector>
 
 #include "griffin/io/safetensors.hpp"
+#include "griffin/simd/default.hpp"
+
+namespace griffin::test {
+// On an AVX-512 build the default xsimd and Highway backends are 16 lanes; their 8-lane AVX2 forms are
+// tested too, so one build covers both widths (on an AVX2 build these are the same types again).
+using Xsimd8 = simd::BasicXsimd<xsimd::fma3<xsimd::avx2>>;
+using Highway8 = simd::BasicHighway<hwy::HWY_NAMESPACE::CappedTag<float, 8>>;
+}  // namespace griffin::test
+
+// Every backend, for TEST_CASE_TEMPLATE.
+#define GRIFFIN_TEST_BACKENDS \
+  ::griffin::simd::Scalar, ::griffin::simd::Xsimd, ::griffin::simd::Highway, ::griffin::test::Xsimd8, ::griffin::test::Highway8
 
 namespace griffin::test {
 

@@ -61,6 +61,8 @@ class Model {
   Model(Config config, std::shared_ptr<const Weights> weights, std::size_t threads = 0)
       : config_(std::move(config)), weights_(std::move(weights)), pool_(std::make_shared<ThreadPool>(threads)) {
     config_.validate();
+    if (!weights_) throw std::invalid_argument("griffin::Model: no weights (a null shared_ptr)");
+    check_weights_fit(config_, *weights_);
     shape_.vocab_size = config_.vocab_size;
     shape_.width = config_.width;
     shape_.lru_width = config_.lru_width;
@@ -176,6 +178,9 @@ class Model {
     std::vector<int> positions(N);
     for (std::size_t b = 0; b < B; ++b) {
       const std::int64_t start = state.position(sequences[b]);
+      if (start < 0)  // positions() is writable (snapshots); a negative one is no place in a stream
+        throw InputError("griffin: sequence " + std::to_string(sequences[b]) + " of the state is at position " +
+                         std::to_string(start) + "; positions start at 0");
       if (start + std::int64_t(T) > std::int64_t(std::numeric_limits<int>::max()))
         throw InputError("griffin: sequence " + std::to_string(b) + " would pass position 2^31 - 1");
       for (std::size_t t = 0; t < T; ++t) positions[b * T + t] = int(start + std::int64_t(t));

@@ -55,6 +55,35 @@ class Sampler {
 
   // The distribution sample() draws from, most likely first (ties: lower id first); probabilities sum to 1.
   std::vector<Candidate> distribution(std::span<const float> logits) const {
+    std::vector<Candidate> out = candidates(logits);
+    std::stable_sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.probability > b.probability; });
+    return out;
+  }
+
+  int sample(std::span<const float> logits) {
+    if (options_.greedy()) return argmax(logits);
+    const std::vector<Candidate> kept = candidates(logits);
+    const double u = uniform();
+    double cumulative = 0.0;
+    for (const Candidate& c : kept) {
+      cumulative += c.probability;
+      if (u < cumulative) return c.token;
+    }
+    return kept.back().token;  // u within rounding of 1
+  }
+
+  // A uniform double in [0, 1) from the top 53 bits of one engine draw.
+  double uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+  void reseed(std::uint64_t seed) {
+    options_.seed = seed;
+    rng_.seed(seed);
+  }
+
+ private:
+  // The kept tokens and their probabilities: sorted most likely first when top-k or top-p cut the
+  // vocabulary, in id order otherwise (no sort of the whole vocabulary per token).
+  std::vector<Candidate> candidates(std::span<const float> logits) const {
     if (logits.empty()) throw std::invalid_argument("sampler: no logits");
     if (options_.greedy()) return {{argmax(logits), 1.0}};
     const std::size_t V = logits.size();
@@ -95,27 +124,6 @@ class Sampler {
     return out;
   }
 
-  int sample(std::span<const float> logits) {
-    if (options_.greedy()) return argmax(logits);
-    const std::vector<Candidate> candidates = distribution(logits);
-    const double u = uniform();
-    double cumulative = 0.0;
-    for (const Candidate& c : candidates) {
-      cumulative += c.probability;
-      if (u < cumulative) return c.token;
-    }
-    return candidates.back().token;  // u within rounding of 1
-  }
-
-  // A uniform double in [0, 1) from the top 53 bits of one engine draw.
-  double uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
-
-  void reseed(std::uint64_t seed) {
-    options_.seed = seed;
-    rng_.seed(seed);
-  }
-
- private:
   SamplingOptions options_;
   std::mt19937_64 rng_;
 };

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "griffin/config.hpp"
@@ -175,5 +177,68 @@ struct Weights {
     return n;
   }
 };
+
+// Checks that hand-built (or randomly drawn) weights have the shapes `config` implies, so a mismatch is a
+// clear std::invalid_argument from the Model constructor instead of out-of-bounds reads later. O(depth).
+template <class Config>
+void check_weights_fit(const Config& config, const Weights& w) {
+  const std::size_t V = config.vocab_size, D = config.width, E = config.lru_width, H = config.num_heads,
+                    Dh = config.head_dim, F = config.mlp_width, K = config.conv_width;
+  auto fail = [](const std::string& what, std::size_t a, std::size_t b, std::size_t c, std::size_t d) {
+    throw std::invalid_argument("griffin: the weights do not fit the config: " + what + " is [" + std::to_string(a) +
+                                ", " + std::to_string(b) + "] but the config implies [" + std::to_string(c) + ", " +
+                                std::to_string(d) + "]");
+  };
+  auto matrix = [&](const Matrix& m, std::size_t rows, std::size_t cols, const std::string& what) {
+    if (m.rows() != rows || m.cols() != cols) fail(what, m.rows(), m.cols(), rows, cols);
+  };
+  auto vec = [&](const std::vector<float>& v, std::size_t n, const std::string& what) {
+    if (v.size() != n) fail(what, v.size(), 1, n, 1);
+  };
+  matrix(w.embed_tokens, V, D, "embed_tokens");
+  vec(w.final_norm, D, "final_norm");
+  if (w.layers.size() != config.depth)
+    throw std::invalid_argument("griffin: the weights do not fit the config: " + std::to_string(w.layers.size()) +
+                                " layers but the config has depth " + std::to_string(config.depth));
+  for (std::size_t i = 0; i < config.depth; ++i) {
+    const LayerWeights& l = w.layers[i];
+    const std::string p = "layers." + std::to_string(i) + ".";
+    if (l.type != config.block_type(i))
+      throw std::invalid_argument("griffin: the weights do not fit the config: " + p + "type is " +
+                                  std::string(block_type_name(l.type)) + " but the config's pattern says " +
+                                  std::string(block_type_name(config.block_type(i))));
+    vec(l.temporal_pre_norm, D, p + "temporal_pre_norm");
+    vec(l.channel_pre_norm, D, p + "channel_pre_norm");
+    if (l.type == BlockType::recurrent) {
+      const RecurrentWeights& r = l.recurrent;
+      matrix(r.linear_x, E, D, p + "linear_x");
+      matrix(r.linear_y, E, D, p + "linear_y");
+      matrix(r.linear_out, D, E, p + "linear_out");
+      vec(r.linear_x_bias, E, p + "linear_x_bias");
+      vec(r.linear_y_bias, E, p + "linear_y_bias");
+      vec(r.linear_out_bias, D, p + "linear_out_bias");
+      vec(r.conv_taps, K * E, p + "conv_taps");
+      vec(r.conv_bias, E, p + "conv_bias");
+      vec(r.input_gate_weight, E * (E / H), p + "input_gate_weight");
+      vec(r.input_gate_bias, E, p + "input_gate_bias");
+      vec(r.recurrent_gate_weight, E * (E / H), p + "recurrent_gate_weight");
+      vec(r.recurrent_gate_bias, E, p + "recurrent_gate_bias");
+      vec(r.log_a_scale, E, p + "log_a_scale");
+    } else {
+      const AttentionWeights& a = l.attention;
+      matrix(a.q_proj, H * Dh, D, p + "q_proj");
+      matrix(a.k_proj, Dh, D, p + "k_proj");
+      matrix(a.v_proj, Dh, D, p + "v_proj");
+      matrix(a.o_proj, D, H * Dh, p + "o_proj");
+      vec(a.o_proj_bias, D, p + "o_proj_bias");
+    }
+    matrix(l.mlp.gate_proj, F, D, p + "gate_proj");
+    matrix(l.mlp.up_proj, F, D, p + "up_proj");
+    matrix(l.mlp.down_proj, D, F, p + "down_proj");
+    vec(l.mlp.gate_proj_bias, F, p + "gate_proj_bias");
+    vec(l.mlp.up_proj_bias, F, p + "up_proj_bias");
+    vec(l.mlp.down_proj_bias, D, p + "down_proj_bias");
+  }
+}
 
 }  // namespace griffin

@@ -49,13 +49,22 @@ void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* 
 // Block sizes for AVX2-class cores (32 KiB L1d, 512 KiB L2): a packed W micro-panel (kc × nr floats,
 // 16 KiB) stays in L1 while the X block (mc × kc, 144 KiB) streams from L2; the W block (kc × nc, 3 MiB)
 // sits in L3 and is reused by every row block.
+#ifndef GRIFFIN_GEMM_KC_BYTES
+#define GRIFFIN_GEMM_KC_BYTES 16384
+#endif
+#ifndef GRIFFIN_GEMM_MC
+#define GRIFFIN_GEMM_MC 144
+#endif
+#ifndef GRIFFIN_GEMM_NC
+#define GRIFFIN_GEMM_NC 3072
+#endif
 template <simd::VectorBackend B>
 struct GemmBlocking {
   static constexpr std::size_t mr = 6;
   static constexpr std::size_t nr = 2 * B::lanes;
-  static constexpr std::size_t kc = 256;
-  static constexpr std::size_t mc = 24 * mr;
-  static constexpr std::size_t nc = std::max<std::size_t>(192 * nr, 768);
+  static constexpr std::size_t kc = std::clamp<std::size_t>(GRIFFIN_GEMM_KC_BYTES / (nr * sizeof(float)), 64, 512);
+  static constexpr std::size_t mc = GRIFFIN_GEMM_MC / mr * mr;
+  static constexpr std::size_t nc = std::max<std::size_t>(GRIFFIN_GEMM_NC / nr * nr, nr);
 };
 
 namespace detail {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -51,10 +52,12 @@ inline void gemv_tile(const float* x, View w, std::size_t n0, const float* bias,
     const std::size_t n = n0 + j;
     const auto* row = w.row(n);
     const float scale = row_scale(w, n);
+    // Explicit fmas: left to itself the compiler contracts a * b + c in some inlined copies and not in
+    // others, and outputs would then depend on which tile (and so which thread split) computed them.
     for (std::size_t i = 0; i < TM; ++i) {
       float sum = B::reduce_add(acc[i][j]);
-      for (std::size_t kk = k; kk < K; ++kk) sum += x[i * K + kk] * weight_to_f32(row[kk]);
-      y[i * N + n] = sum * scale + (bias ? bias[n] : 0.0f);
+      for (std::size_t kk = k; kk < K; ++kk) sum = std::fma(x[i * K + kk], weight_to_f32(row[kk]), sum);
+      y[i * N + n] = std::fma(sum, scale, bias ? bias[n] : 0.0f);
     }
   }
 }

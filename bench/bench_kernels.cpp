@@ -1,0 +1,41 @@
+// griffin_bench_kernels: Google Benchmark over every kernel × backend × static/dynamic config × preset
+// (kernel_benchmarks.hpp). The FMA peak and triad bandwidth the `roofline` counter divides by are
+// measured first and printed in the context block.
+//
+//   griffin_bench_kernels --benchmark_filter='linear_prefill_bf16/RecurrentGemma-2B/.*/highway'
+//   griffin_bench_kernels --benchmark_min_time=0.05 --benchmark_format=json > kernels.json
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <string>
+
+#include "kernel_benchmarks.hpp"
+#include "machine.hpp"
+
+namespace griffin::bench {
+void register_recurrentgemma2b_kernels();
+void register_recurrentgemma9b_kernels();
+void register_griffin7b_kernels();
+}  // namespace griffin::bench
+
+int main(int argc, char** argv) {
+  using namespace griffin::bench;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  Limits& l = limits();
+  Triad triad;
+  for (std::size_t t : {1, 2}) {
+    l.fma_gflops[t] = fma_peak_gflops(t);
+    l.triad_gbps[t] = triad.gbps(t);
+    benchmark::AddCustomContext("fma_peak_" + std::to_string(t) + "t", std::to_string(l.fma_gflops[t]) + " GFLOP/s");
+    benchmark::AddCustomContext("triad_" + std::to_string(t) + "t", std::to_string(l.triad_gbps[t]) + " GB/s");
+  }
+  benchmark::AddCustomContext("cpu_model", cpu_model_name());
+  benchmark::AddCustomContext("default_backend", griffin::simd::Default::name);
+  register_recurrentgemma2b_kernels();
+  register_recurrentgemma9b_kernels();
+  register_griffin7b_kernels();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,120 @@
+// Whole models with other weight storage: the kjv-griffin checkpoint quantised to int8 at load time stays
+// close to the reference's logits; random weights (random_weights.hpp) follow the spec's initialisation,
+// are reproducible, and give the same logits bit for bit on one thread or two.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "griffin/griffin.hpp"
+#include "griffin/random_weights.hpp"
+#include "test_support.hpp"
+
+using namespace griffin;
+using griffin::test::Golden;
+using griffin::test::max_abs_diff;
+
+TEST_CASE("kjv-griffin with int8 weights stays within 0.1 of the reference logits") {
+  const auto dir = test::data_dir() / "kjv-griffin";
+  const Golden g(dir / "golden.safetensors");
+  LoadOptions options;
+  options.weight_type = WeightType::int8;
+  const auto model = load_model(dir, options);
+  REQUIRE(model.config().weight_type == WeightType::int8);
+  REQUIRE(model.weights().embed_tokens.type() == WeightType::int8);
+  const auto tokens = g.i32("tokens");
+  const std::size_t B = g.shape("tokens")[0];
+  auto state = model.new_state(B);
+  const auto logits = model.prefill(state, tokens, LogitsRows::all);
+  const auto reference = g.f32("logits");
+  float scale = 0;
+  for (float v : reference) scale = std::max(scale, std::abs(v));
+  const float error = max_abs_diff(logits, reference);
+  MESSAGE("kjv-griffin int8: max |logit error| = ", error, " (logits up to ", scale, ")");
+  // Per-row int8 rounds each weight by at most half a step (max|row| / 254); through six layers that
+  // moves logits of order 10-20 by a few hundredths. 0.1 leaves room, and is far below what a wrong
+  // scale or a dropped row would give (errors of order 1 or more).
+  CHECK(error < 0.1f);
+  CHECK(error > 0.0f);  // it really ran quantised
+}
+
+namespace {
+DynamicConfig small_config() {
+  DynamicConfig c;
+  c.vocab_size = Size<dynamic>(300);
+  c.width = Size<dynamic>(64);
+  c.lru_width = Size<dynamic>(96);
+  c.num_heads = Size<dynamic>(4);
+  c.head_dim = Size<dynamic>(16);
+  c.num_kv_heads = Size<dynamic>(1);
+  c.mlp_width = Size<dynamic>(160);
+  c.conv_width = Size<dynamic>(4);
+  c.attention_window = Size<dynamic>(8);
+  c.depth = Size<dynamic>(3);
+  c.pattern.blocks = {BlockType::recurrent, BlockType::recurrent, BlockType::local_attention};
+  return c;
+}
+}  // namespace
+
+TEST_CASE("random weights follow the spec's initialisation and are reproducible") {
+  const DynamicConfig c = small_config();
+  const Weights w = make_random_weights(c, WeightType::f32, 1);
+  REQUIRE(w.layers.size() == 3);
+  // Linears ~ N(0, 1/fan_in): the sample variance of 64·160 weights is within a few percent.
+  const auto gate = w.layers[0].mlp.gate_proj.f32();
+  double sum = 0, sum_sq = 0;
+  for (std::size_t i = 0; i < gate.rows * gate.cols; ++i) {
+    sum += gate.data[i];
+    sum_sq += double(gate.data[i]) * gate.data[i];
+  }
+  const double n = double(gate.rows * gate.cols);
+  CHECK(std::abs(sum / n) < 0.01);
+  CHECK(sum_sq / n == doctest::Approx(1.0 / 64).epsilon(0.05));
+  // a = U^(4r) with U in [0.81, 0.998]: log_a_scale = 4 ln U.
+  for (float s : w.layers[1].recurrent.log_a_scale) {
+    CHECK(s >= 4.0f * std::log(0.81f) - 1e-6f);
+    CHECK(s <= 4.0f * std::log(0.998f) + 1e-6f);
+  }
+  for (float b : w.layers[0].recurrent.linear_x_bias) CHECK(b == 0.0f);
+  CHECK(w.layers[2].attention.q_proj.rows() == 64);
+
+  // Same seed, same weights; another seed, others.
+  const Weights again = make_random_weights(c, WeightType::f32, 1);
+  const Weights other = make_random_weights(c, WeightType::f32, 2);
+  const auto a = again.layers[0].mlp.gate_proj.f32(), o = other.layers[0].mlp.gate_proj.f32();
+  CHECK(std::equal(gate.data, gate.data + 64 * 160, a.data));
+  CHECK(!std::equal(gate.data, gate.data + 64 * 160, o.data));
+
+  // bf16 and int8 hold the same values, rounded.
+  const Weights wb = make_random_weights(c, WeightType::bf16, 1);
+  const Weights wq = make_random_weights(c, WeightType::int8, 1);
+  const auto gb = wb.layers[0].mlp.gate_proj.bf16_view();
+  const auto gq = wq.layers[0].mlp.gate_proj.int8_view();
+  for (std::size_t i = 0; i < 64; ++i) {  // row 0
+    CHECK(bf16_to_f32(gb.data[i]) == round_to_bf16(gate.data[i]));
+    CHECK(std::abs(gq.data[i] * gq.scales[0] - gate.data[i]) <= 0.5f * gq.scales[0] * 1.0001f);
+  }
+}
+
+TEST_CASE("a model of random weights runs for every weight type, the same on one thread or two") {
+  const DynamicConfig c = small_config();
+  std::vector<int> tokens(2 * 21);
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = int((i * 37 + 5) % 300);
+  for (WeightType type : {WeightType::f32, WeightType::bf16, WeightType::int8}) {
+    CAPTURE(weight_type_name(type));
+    auto weights = std::make_shared<Weights>(make_random_weights(c, type, 7));
+    Model<DynamicConfig> one(c, weights, 1), two(c, weights, 2);
+    auto s1 = one.new_state(2), s2 = two.new_state(2);
+    const auto l1 = one.prefill(s1, tokens, LogitsRows::all);
+    const auto l2 = two.prefill(s2, tokens, LogitsRows::all);
+    CHECK(l1 == l2);
+    bool finite = true;
+    for (float v : l1) finite = finite && std::isfinite(v);
+    CHECK(finite);
+    // Decode steps (the gemv path) agree across thread counts too.
+    const std::vector<int> step{3, 4};
+    CHECK(one.decode(s1, step) == two.decode(s2, step));
+    CHECK(s1.layers()[0].rg_lru == s2.layers()[0].rg_lru);
+  }
+}
