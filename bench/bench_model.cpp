@@ -131,18 +131,22 @@ void register_model() {
       ->Unit(benchmark::kMillisecond);
 }
 
+template <class Phase, WeightType WT, class... B>
+void register_on_backends(std::tuple<B...>*) {
+  (register_model<Phase, WT, true, B>(), ...);
+  (register_model<Phase, WT, false, B>(), ...);
+}
+
+template <WeightType WT, class... Phase>
+void register_phases(std::tuple<Phase...>*) {
+  (register_on_backends<Phase, WT>(static_cast<simd::AllBackends*>(nullptr)), ...);
+}
+
 // The one list: weight types from the smallest to the largest (so peak_rss_GB grows with them), then
 // phase, config kind and backend.
 template <WeightType WT>
 void register_weight_type() {
-  [&]<class... Phase>(std::tuple<Phase...>*) {
-    (
-        [&]<class... B>(std::tuple<B...>*) {
-          (register_model<Phase, WT, true, B>(), ...);
-          (register_model<Phase, WT, false, B>(), ...);
-        }(static_cast<simd::AllBackends*>(nullptr)),
-        ...);
-  }(static_cast<std::tuple<Prefill, Decode>*>(nullptr));
+  register_phases<WT>(static_cast<std::tuple<Prefill, Decode>*>(nullptr));
 }
 
 }  // namespace

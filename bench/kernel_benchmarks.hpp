@@ -316,18 +316,22 @@ void register_kernel() {
       ->Unit(gb::kMicrosecond);
 }
 
-// Every kernel of KernelList for one preset: static then dynamic, each on every backend (one translation
-// unit per preset, so the three build in parallel).
+// One kernel on every backend: static then dynamic.
+template <class K, class Preset, class... B>
+void register_on_backends(std::tuple<B...>*) {
+  (register_kernel<K, Preset, true, B>(), ...);
+  (register_kernel<K, Preset, false, B>(), ...);
+}
+
+template <class Preset, class... K>
+void register_kernels(std::tuple<K...>*) {
+  (register_on_backends<K, Preset>(static_cast<simd::AllBackends*>(nullptr)), ...);
+}
+
+// Every kernel of KernelList for one preset (one translation unit per preset, so they build in parallel).
 template <class Preset>
 void register_kernel_benchmarks() {
-  [&]<class... K>(std::tuple<K...>*) {
-    (
-        [&]<class... B>(std::tuple<B...>*) {
-          (register_kernel<K, Preset, true, B>(), ...);
-          (register_kernel<K, Preset, false, B>(), ...);
-        }(static_cast<simd::AllBackends*>(nullptr)),
-        ...);
-  }(static_cast<KernelList*>(nullptr));
+  register_kernels<Preset>(static_cast<KernelList*>(nullptr));
 }
 
 }  // namespace griffin::bench

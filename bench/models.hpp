@@ -86,25 +86,29 @@ inline Matrix random_matrix(std::size_t rows, std::size_t cols, WeightType type,
 
 inline double vector_bytes(const std::vector<float>& v) { return double(v.size()) * sizeof(float); }
 
-// Bytes of all weights one decode step reads once (every matrix, the embedding as the tied logits
-// projection, and the small f32 tensors), independent of the batch: the decode roofline's numerator.
+// Bytes of one layer's weights (matrices in their storage type, small tensors in f32).
+inline double layer_bytes(const LayerWeights& l) {
+  double bytes = vector_bytes(l.temporal_pre_norm) + vector_bytes(l.channel_pre_norm);
+  const auto& r = l.recurrent;
+  for (const Matrix* m : {&r.linear_x, &r.linear_y, &r.linear_out}) bytes += double(m->size_bytes());
+  for (const auto* v : {&r.linear_x_bias, &r.linear_y_bias, &r.linear_out_bias, &r.conv_taps, &r.conv_bias,
+                        &r.input_gate_weight, &r.input_gate_bias, &r.recurrent_gate_weight, &r.recurrent_gate_bias,
+                        &r.log_a_scale})
+    bytes += vector_bytes(*v);
+  const auto& a = l.attention;
+  for (const Matrix* m : {&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj}) bytes += double(m->size_bytes());
+  bytes += vector_bytes(a.o_proj_bias);
+  const auto& m = l.mlp;
+  for (const Matrix* x : {&m.gate_proj, &m.up_proj, &m.down_proj}) bytes += double(x->size_bytes());
+  for (const auto* v : {&m.gate_proj_bias, &m.up_proj_bias, &m.down_proj_bias}) bytes += vector_bytes(*v);
+  return bytes;
+}
+
+// Bytes of all weights one decode step reads once (every layer, the embedding as the tied logits
+// projection, the final norm), independent of the batch: the decode roofline's numerator.
 inline double weight_bytes_per_step(const Weights& w) {
   double bytes = double(w.embed_tokens.size_bytes()) + vector_bytes(w.final_norm);
-  for (const auto& l : w.layers) {
-    bytes += vector_bytes(l.temporal_pre_norm) + vector_bytes(l.channel_pre_norm);
-    const auto& r = l.recurrent;
-    for (const Matrix* m : {&r.linear_x, &r.linear_y, &r.linear_out}) bytes += double(m->size_bytes());
-    for (const auto* v : {&r.linear_x_bias, &r.linear_y_bias, &r.linear_out_bias, &r.conv_taps, &r.conv_bias,
-                          &r.input_gate_weight, &r.input_gate_bias, &r.recurrent_gate_weight, &r.recurrent_gate_bias,
-                          &r.log_a_scale})
-      bytes += vector_bytes(*v);
-    const auto& a = l.attention;
-    for (const Matrix* m : {&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj}) bytes += double(m->size_bytes());
-    bytes += vector_bytes(a.o_proj_bias);
-    const auto& m = l.mlp;
-    for (const Matrix* x : {&m.gate_proj, &m.up_proj, &m.down_proj}) bytes += double(x->size_bytes());
-    for (const auto* v : {&m.gate_proj_bias, &m.up_proj_bias, &m.down_proj_bias}) bytes += vector_bytes(*v);
-  }
+  for (const auto& l : w.layers) bytes += layer_bytes(l);
   return bytes;
 }
 

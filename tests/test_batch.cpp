@@ -76,7 +76,8 @@ TEST_CASE("batched generation equals generating each prompt alone") {
       CHECK(batch_state.position(i) == std::int64_t(prompts[i].size() + expected.size()));
       if (expected.size() == a.size()) CHECK(test::max_abs_diff(batch[i].logits, alone[i].logits) < batch_tolerance);
     }
-    CHECK(batch[1].tokens.size() == 6);
+    CHECK(batch[1].tokens.size() <= 6);  // sequence 1 stopped early: the others went on as a subset
+    CHECK(batch[1].stop == StopReason::stop_token);
   }
 }
 

@@ -34,7 +34,6 @@ TEST_CASE("kjv-griffin: perplexity on heldout.txt is the reference 1.5420 bits/b
   CHECK(p.predicted_tokens == 4090);  // bytes 2..N
   CHECK(p.bytes == 4090);
   MESSAGE("bits/byte ", p.bits_per_byte(), ", nats/byte ", p.nats_per_token());
-  CHECK(p.bits_per_byte() == doctest::Approx(1.5420).epsilon(0).scale(1).epsilon(0.0005));
   CHECK(std::abs(p.bits_per_byte() - 1.5420) <= 0.0005);
   CHECK(std::abs(p.nats_per_token() - 1.0688) <= 0.0005);
   // The chunk size does not matter.

@@ -50,7 +50,7 @@ void check_case(const char* name, std::size_t threads) {
     hidden[std::string(n)] = std::vector<float>(rows.begin(), rows.end());
   });
   const float logits_error = max_abs_diff(logits, g.f32("logits"));
-  MESSAGE(std::string(name) + " [" + Backend::name + "] logits max error " + std::to_string(logits_error));
+  MESSAGE((std::string(name) + " [" + Backend::name + "] logits max error " + std::to_string(logits_error)));
   CHECK(logits_error < logits_tolerance);
 
   for (const auto& [key, ours] : hidden) {
@@ -83,7 +83,7 @@ void check_case(const char* name, std::size_t threads) {
     for (std::size_t b = 0; b < B; ++b) std::copy_n(l.begin() + b * V, V, decoded.begin() + (b * (T - P) + t - P) * V);
   }
   const float decode_error = max_abs_diff(decoded, g.f32("decode_logits"));
-  MESSAGE(std::string(name) + " [" + Backend::name + "] decode_logits max error " + std::to_string(decode_error));
+  MESSAGE((std::string(name) + " [" + Backend::name + "] decode_logits max error " + std::to_string(decode_error)));
   CHECK(decode_error < logits_tolerance);
 }
 
@@ -182,4 +182,20 @@ TEST_CASE("bad inputs to a loaded model give clear errors") {
   auto pair = model.new_state(2);
   CHECK_THROWS_WITH_AS(model.decode(pair, std::vector<int>{1}), doctest::Contains("one token per sequence"), InputError);
   CHECK(state.position() == 0);  // nothing was consumed by the failed calls
+}
+
+TEST_CASE("global attention gives the reference's logits when the window covers the sequence") {
+  // tiny-mqa's checkpoint says "attention" with a 4096 window, longer than its 48 tokens: local attention
+  // that sees everything, i.e. global attention. The same weights run as global_attention must agree.
+  auto config = io::read_config_json(dir("tiny-mqa") / "config.json");
+  for (auto& block : config.pattern.blocks) block = BlockType::global_attention;
+  auto checkpoint = std::make_shared<io::Checkpoint>(io::Checkpoint::open(dir("tiny-mqa")));
+  auto weights = std::make_shared<Weights>(load_weights(*checkpoint, config, WeightType::f32));
+  weights->keep_alive = checkpoint;
+  const Model<DynamicConfig> model(config, weights);
+  const Golden g(dir("tiny-mqa") / "golden.safetensors");
+  auto state = model.new_state(2);
+  CHECK(max_abs_diff(model.prefill(state, g.i32("tokens"), LogitsRows::all), g.f32("logits")) < logits_tolerance);
+  // The global cache keeps every key.
+  CHECK(state.layers()[0].kv[0].size() == g.shape("tokens")[1]);
 }

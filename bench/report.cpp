@@ -1,0 +1,567 @@
+// griffin_report: the ratios that say how fast griffin is, measured in one process on this machine.
+//
+// Each line is `name value unit anchor anchor_value ratio R` with R = value ÷ anchor_value, where the
+// anchor is the machine's limit or a peer measured in the same run on the same shapes:
+//   * prefill GEMM GFLOP/s against OpenBLAS cblas_sgemm (and against the FMA peak);
+//   * decode GEMV and whole decode steps in bytes/s against cblas_sgemv's bandwidth (decode bound =
+//     weight bytes read per token ÷ sgemv GB/s);
+//   * the RG-LRU scan, Conv1D and decode attention against their streaming floor (bytes they must move ÷
+//     the bandwidth of our own triad loop);
+//   * 2 threads against 1, static against dynamic configs, peak memory against the weights.
+// The end-to-end rows run RecurrentGemma-2B's width with 3 layers (R R A) and random weights; layers
+// cost the same, so per-layer throughput carries over to the 26-layer model.
+//
+//   griffin_report                  full report (a few minutes), written into docs/performance.md
+//   griffin_report --quick           about a minute, printed only (CI)
+//   griffin_report --study           also the inference study (docs/img/inference_study.{dat,svg})
+//   griffin_report --study-only      only the study
+//   options: --threads N, --doc PATH, --no-doc, --img-dir DIR
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <exception>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if GRIFFIN_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "griffin/blocks/linear_layer.hpp"
+#include "griffin/kernels/attention.hpp"
+#include "griffin/kernels/conv1d.hpp"
+#include "griffin/kernels/rg_lru.hpp"
+#include "griffin/model.hpp"
+#include "griffin/random_weights.hpp"
+#include "griffin/simd/default.hpp"
+#include "griffin/threads.hpp"
+#include "inference_study.hpp"
+#include "machine.hpp"
+#include "models.hpp"
+
+#ifndef GRIFFIN_SOURCE_DIR
+#define GRIFFIN_SOURCE_DIR "."
+#endif
+
+namespace griffin::bench {
+namespace {
+
+using Backend = simd::Default;
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+struct Options {
+  bool quick = false, study = false, study_only = false, write_doc = true;
+  std::size_t threads = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  std::string doc = GRIFFIN_SOURCE_DIR "/docs/performance.md";
+  std::string img_dir = GRIFFIN_SOURCE_DIR "/docs/img";
+  std::string gnuplot_script = GRIFFIN_SOURCE_DIR "/bench/inference_study.gp";
+  std::string command = "griffin_report";
+};
+
+struct Row {
+  std::string name;
+  double value;
+  std::string unit;
+  std::string anchor;
+  double anchor_value;
+  double ratio() const { return value / anchor_value; }
+};
+
+class Table {
+ public:
+  void add(Row r) {
+    print(r);
+    rows_.push_back(std::move(r));
+  }
+  static void print_header() {
+    std::printf("%-44s %11s %-9s %-26s %11s %s\n", "name", "value", "unit", "anchor", "anchor_value", "ratio");
+    std::fflush(stdout);
+  }
+  static std::string number(double v) {
+    if (std::isnan(v)) return "n/a";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, std::abs(v) >= 100 ? "%.0f" : std::abs(v) >= 10 ? "%.1f" : "%.3g", v);
+    return buf;
+  }
+  static void print(const Row& r) {
+    std::printf("%-44s %11s %-9s %-26s %11s ratio %s\n", r.name.c_str(), number(r.value).c_str(), r.unit.c_str(),
+                r.anchor.c_str(), number(r.anchor_value).c_str(), number(r.ratio()).c_str());
+    std::fflush(stdout);
+  }
+  std::string markdown() const {
+    std::ostringstream s;
+    s << "| name | value | unit | anchor | anchor value | ratio |\n| --- | ---: | --- | --- | ---: | ---: |\n";
+    for (const auto& r : rows_)
+      s << "| " << r.name << " | " << number(r.value) << " | " << r.unit << " | " << r.anchor << " | "
+        << number(r.anchor_value) << " | " << number(r.ratio()) << " |\n";
+    return s.str();
+  }
+
+ private:
+  std::vector<Row> rows_;
+};
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
+  return buf;
+}
+
+std::string machine_line(std::size_t threads) {
+  return cpu_model_name() + ", " + std::to_string(std::thread::hardware_concurrency()) + " hardware threads (" +
+         std::to_string(threads) + " used), g++ " + __VERSION__ + ", backend " + Backend::name;
+}
+
+// Replaces the text between `<!-- begin -->` and `<!-- end -->` markers of `doc`, keeping everything
+// around them; appends a section with the markers when they are missing.
+void write_between_markers(const std::string& path, const std::string& key, const std::string& title,
+                           const std::string& body) {
+  std::string text;
+  {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  const std::string begin = "<!-- " + key + ":begin -->", end = "<!-- " + key + ":end -->";
+  const auto b = text.find(begin), e = text.find(end);
+  if (b != std::string::npos && e != std::string::npos && e > b)
+    text = text.substr(0, b + begin.size()) + "\n" + body + text.substr(e);
+  else
+    text += "\n## " + title + "\n\n" + begin + "\n" + body + end + "\n";
+  std::ofstream(path) << text;
+}
+
+double seconds(const std::function<void()>& f, const Options& o) {
+  return best_seconds(f, o.quick ? 0.2 : 1.0, o.quick ? 2 : 3);
+}
+
+// ---- The measurements ----
+
+struct Anchors {
+  double fma[3] = {0, 0, 0};    // GFLOP/s on 1 and 2 threads (index = threads, capped at 2)
+  double triad[3] = {0, 0, 0};  // GB/s
+  double sgemm_t512_n7680 = nan;  // GFLOP/s, the prefill bound
+  double sgemv = nan;             // GB/s, the decode bound
+};
+
+std::size_t capped(std::size_t threads) { return std::min<std::size_t>(threads, 2); }
+
+// Prefill GEMM: y[T, N] = x[T, K] · W[N, K]ᵀ, ours (f32 weights, the model's threaded linear) against
+// cblas_sgemm on the same operands, both on o.threads threads.
+void gemm_rows(Table& table, Anchors& a, const Options& o) {
+  const std::size_t K = 2560;
+  ThreadPool pool(o.threads), one(1);
+#if GRIFFIN_HAVE_OPENBLAS
+  openblas_set_num_threads(int(o.threads));
+#endif
+  const std::vector<std::size_t> Ts = o.quick ? std::vector<std::size_t>{512} : std::vector<std::size_t>{512, 2048};
+  for (std::size_t N : {std::size_t(2560), std::size_t(7680)}) {
+    const Matrix w = random_matrix(N, K, WeightType::f32);
+    for (std::size_t T : Ts) {
+      const auto x = random_floats(T * K, 1.0f, 5);
+      std::vector<float> y(T * N);
+      const double flops = 2.0 * double(T) * double(N) * double(K);
+      const double ours = flops / seconds([&] { blocks::parallel_linear<Backend>(pool, x.data(), T, w, nullptr, y.data()); }, o) / 1e9;
+      double blas = nan;
+#if GRIFFIN_HAVE_OPENBLAS
+      blas = flops / seconds([&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(N), int(K), 1.0f, x.data(), int(K),
+                    w.f32().data, int(K), 0.0f, y.data(), int(N));
+      }, o) / 1e9;
+#endif
+      const std::string shape = "T" + std::to_string(T) + "_N" + std::to_string(N) + "_K" + std::to_string(K);
+      table.add({"prefill_gemm_f32_" + shape + "_" + std::to_string(o.threads) + "t", ours, "GFLOP/s",
+                 "cblas_sgemm", blas});
+      if (T == 512 && N == 7680) {
+        a.sgemm_t512_n7680 = blas;
+        table.add({"prefill_gemm_f32_" + shape + "_" + std::to_string(o.threads) + "t", ours, "GFLOP/s",
+                   "fma_peak_" + std::to_string(o.threads) + "t", a.fma[capped(o.threads)]});
+        const double ours_1t =
+            flops / seconds([&] { blocks::parallel_linear<Backend>(one, x.data(), T, w, nullptr, y.data()); }, o) / 1e9;
+        table.add({"prefill_gemm_f32_" + shape + "_" + std::to_string(o.threads) + "t/1t", ours / ours_1t, "x",
+                   "ideal", double(o.threads)});
+        // The same product with the other storage types (same FLOPs; W is widened on the fly).
+        for (WeightType wt : {WeightType::bf16, WeightType::int8}) {
+          const Matrix wq = random_matrix(N, K, wt);
+          const double g = flops / seconds([&] { blocks::parallel_linear<Backend>(pool, x.data(), T, wq, nullptr, y.data()); }, o) / 1e9;
+          table.add({std::string("prefill_gemm_") + std::string(weight_type_name(wt)) + "_" + shape + "_" +
+                         std::to_string(o.threads) + "t",
+                     g, "GFLOP/s", "cblas_sgemm", blas});
+        }
+      }
+    }
+  }
+}
+
+// Decode GEMV: one token through the MLP gate [7680, 2560] (78.6 MB in f32: streamed from DRAM), bytes/s
+// against cblas_sgemv's.
+void gemv_rows(Table& table, Anchors& a, const Options& o) {
+  const std::size_t N = 7680, K = 2560;
+  ThreadPool pool(o.threads);
+  const auto x = random_floats(K, 1.0f, 6);
+  std::vector<float> y(N);
+  const Matrix w = random_matrix(N, K, WeightType::f32);
+#if GRIFFIN_HAVE_OPENBLAS
+  openblas_set_num_threads(int(o.threads));
+  a.sgemv = double(w.size_bytes()) /
+            seconds([&] { cblas_sgemv(CblasRowMajor, CblasNoTrans, int(N), int(K), 1.0f, w.f32().data, int(K), x.data(), 1, 0.0f, y.data(), 1); }, o) / 1e9;
+#endif
+  const std::string t = "_" + std::to_string(o.threads) + "t";
+  table.add({"cblas_sgemv_7680x2560" + t, a.sgemv, "GB/s", "triad" + t, a.triad[capped(o.threads)]});
+  for (WeightType wt : {WeightType::f32, WeightType::bf16, WeightType::int8}) {
+    const Matrix m = wt == WeightType::f32 ? random_matrix(N, K, wt) : random_matrix(N, K, wt, 2);
+    const double gbps =
+        double(m.size_bytes()) / seconds([&] { blocks::parallel_linear<Backend>(pool, x.data(), 1, m, nullptr, y.data()); }, o) / 1e9;
+    table.add({std::string("decode_gemv_") + std::string(weight_type_name(wt)) + "_7680x2560" + t, gbps, "GB/s",
+               "cblas_sgemv", a.sgemv});
+  }
+}
+
+// Median seconds of one decode step (B = 1) after a 64-token prompt.
+template <class Config>
+double decode_step_seconds(const Model<Config, Backend>& model, const Options& o) {
+  auto state = model.new_state(1);
+  std::vector<int> prompt(64);
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = int((i * 7919 + 11) % model.config().vocab_size);
+  model.prefill(state, prompt, {}, LogitsRows::none);
+  std::vector<float> logits(model.config().vocab_size);
+  const std::vector<int> token{17};
+  return seconds([&] { model.decode(state, token, logits); }, o);
+}
+
+template <class Config>
+double prefill_seconds(const Model<Config, Backend>& model, std::size_t T) {
+  auto state = model.new_state(1);
+  std::vector<int> prompt(T);
+  for (std::size_t i = 0; i < T; ++i) prompt[i] = int((i * 7919 + 11) % model.config().vocab_size);
+  std::vector<float> logits(model.config().vocab_size);
+  return best_seconds([&] {
+    state.reset();
+    model.prefill(state, prompt, logits, LogitsRows::last);
+  }, 0.0, 2);
+}
+
+// The whole model: decode and prefill tokens/s of RecurrentGemma-2B's width with 3 layers.
+void model_rows(Table& table, const Anchors& a, const Options& o) {
+  using Config = RecurrentGemma2BLayers<3>;
+  const std::string t = "_" + std::to_string(o.threads) + "t";
+  const std::string tag = "rg2b_3L_";
+  const std::size_t T = o.quick ? 128 : 512;
+  {
+    const auto cfg = make_preset<Config>(WeightType::bf16);
+    auto weights = std::make_shared<const Weights>(make_random_weights(cfg, WeightType::bf16, 42));
+    const double bytes = weight_bytes_per_step(*weights);
+    const Model<Config, Backend> model(cfg, weights, o.threads);
+    const Model<DynamicConfig, Backend> dynamic_model(dynamic_twin(cfg), weights, o.threads);
+    const Model<Config, Backend> model_1t(cfg, weights, 1);
+
+    const double step = decode_step_seconds(model, o);
+    table.add({"decode_" + tag + "bf16" + t, 1.0 / step, "tokens/s", "sgemv_bound", a.sgemv * 1e9 / bytes});
+    table.add({"decode_" + tag + "bf16" + t, bytes / step / 1e9, "GB/s", "cblas_sgemv", a.sgemv});
+    const double step_1t = decode_step_seconds(model_1t, o);
+    table.add({"decode_" + tag + "bf16" + t + "/1t", step_1t / step, "x", "triad" + t + "/1t",
+               a.triad[capped(o.threads)] / a.triad[1]});
+    const double step_dyn = decode_step_seconds(dynamic_model, o);
+    table.add({"decode_" + tag + "bf16_static/dynamic", step_dyn / step, "x", "equal", 1.0});
+
+    const double flops = layer_flops_per_token(*weights) * double(T) + logits_flops_per_row(*weights);
+    const double pre = prefill_seconds(model, T);
+    table.add({"prefill_" + tag + "bf16_T" + std::to_string(T) + t, double(T) / pre, "tokens/s", "sgemm_bound",
+               a.sgemm_t512_n7680 * 1e9 * double(T) / flops});
+    const double pre_1t = prefill_seconds(model_1t, T);
+    table.add({"prefill_" + tag + "bf16_T" + std::to_string(T) + t + "/1t", pre_1t / pre, "x", "ideal",
+               double(o.threads)});
+    if (!o.quick) {
+      const double pre_dyn = prefill_seconds(dynamic_model, T);
+      table.add({"prefill_" + tag + "bf16_static/dynamic", pre_dyn / pre, "x", "equal", 1.0});
+    }
+    // The whole process's peak so far: this model with its activations, after the (smaller) matrices and
+    // triad arrays of the comparisons above.
+    table.add({"peak_rss_" + tag + "bf16", peak_rss_bytes() / 1e9, "GB", "weights_bf16_GB", bytes / 1e9});
+    // RecurrentGemma-2B in full (26 layers) at the bandwidth the 3-layer model reached: its weight bytes
+    // counted from these layers (the same shapes) without making it.
+    const auto full = make_preset<presets::RecurrentGemma2B>(WeightType::bf16);
+    double full_bytes = weight_bytes_per_step(*weights);
+    for (const auto& l : weights->layers) full_bytes -= layer_bytes(l);
+    for (std::size_t i = 0; i < full.depth; ++i) full_bytes += layer_bytes(weights->layers[i % 3]);
+    table.add({"decode_rg2b_26L_bf16" + t + "_estimate", bytes / step / full_bytes, "tokens/s", "sgemv_bound",
+               a.sgemv * 1e9 / full_bytes});
+  }
+  for (WeightType wt : {WeightType::int8, WeightType::f32}) {
+    if (o.quick && wt == WeightType::f32) continue;
+    const auto cfg = make_preset<Config>(wt);
+    auto weights = std::make_shared<const Weights>(make_random_weights(cfg, wt, 42));
+    const double bytes = weight_bytes_per_step(*weights);
+    const Model<Config, Backend> model(cfg, weights, o.threads);
+    const double step = decode_step_seconds(model, o);
+    const std::string name = "decode_" + tag + std::string(weight_type_name(wt)) + t;
+    table.add({name, 1.0 / step, "tokens/s", "sgemv_bound", a.sgemv * 1e9 / bytes});
+    table.add({name, bytes / step / 1e9, "GB/s", "cblas_sgemv", a.sgemv});
+  }
+}
+
+// The RG-LRU scan and Conv1D over a prefill chunk (T × 2560 channels, arrays far larger than L3) against
+// the time just moving their bytes takes at triad bandwidth, on 1 and o.threads threads (channels split).
+void streaming_rows(Table& table, const Anchors& a, const Options& o) {
+  const std::size_t T = o.quick ? 512 : 2048, E = 2560, K = 4;
+  const auto x = random_floats(T * E, 1.0f, 8), gx = random_floats(T * E, 2.0f, 9), ga = random_floats(T * E, 2.0f, 10);
+  auto scale = random_floats(E, 0.5f, 11);
+  for (auto& s : scale) s = -0.4f - std::abs(s);
+  std::vector<float> h(E, 0.0f), y(T * E);
+  std::vector<int> pos(T);
+  for (std::size_t t = 0; t < T; ++t) pos[t] = int(100 + t);
+  const auto taps = random_floats(K * E, 0.05f, 12), bias = random_floats(E, 0.1f, 13);
+  auto conv_state = random_floats((K - 1) * E, 1.0f, 14);
+  const double scan_bytes = 4.0 * (4.0 * double(T * E) + 3.0 * E);
+  const double conv_bytes = 4.0 * (2.0 * double(T * E) + double(K * E) + E);
+  std::vector<std::size_t> thread_counts{1};
+  if (o.threads > 1) thread_counts.push_back(o.threads);
+  for (std::size_t threads : thread_counts) {
+    ThreadPool pool(threads);
+    const std::size_t grain = 4 * Backend::lanes;
+    const std::string t = "_" + std::to_string(threads) + "t";
+    const double scan = seconds([&] {
+      pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
+        kernels::rg_lru_scan<Backend>(x.data(), gx.data(), ga.data(), scale.data(), pos.data(), T, E, h.data(), y.data(), c0, c1);
+      });
+    }, o);
+    table.add({"rg_lru_scan_T" + std::to_string(T) + "_E2560" + t, scan_bytes / scan / 1e9, "GB/s", "triad" + t,
+               a.triad[capped(threads)]});
+    const double conv = seconds([&] {
+      pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
+        kernels::conv1d<Backend>(x.data(), T, E, K, taps.data(), bias.data(), pos.data(), conv_state.data(), y.data(), c0, c1);
+      });
+    }, o);
+    table.add({"conv1d_T" + std::to_string(T) + "_E2560" + t, conv_bytes / conv / 1e9, "GB/s", "triad" + t,
+               a.triad[capped(threads)]});
+  }
+}
+
+// Attention with RecurrentGemma-2B's heads (10 × 256, one KV head): a causal prefill chunk (queries split
+// over threads as the block does) against the FMA peak, and one decode query over 16384 cached keys
+// (32 MB of keys and values: from DRAM) against triad bandwidth on one thread.
+void attention_rows(Table& table, const Anchors& a, const Options& o) {
+  const std::size_t H = 10, Dh = 256, W = 2048;
+  {
+    const std::size_t T = o.quick ? 512 : 2048;
+    const auto q = random_floats(T * H * Dh, 1.0f, 15), k = random_floats(T * Dh, 1.0f, 16), v = random_floats(T * Dh, 1.0f, 17);
+    std::vector<float> out(T * H * Dh);
+    std::vector<int> pos(T);
+    for (std::size_t t = 0; t < T; ++t) pos[t] = int(t);
+    const kernels::KeySegment seg{k.data(), v.data(), pos.data(), nullptr, T};
+    const kernels::QueryRows queries{q.data(), pos.data(), nullptr, T};
+    double visible = 0;
+    for (std::size_t t = 0; t < T; ++t) visible += double(std::min(t, W) + 1);
+    ThreadPool pool(o.threads);
+    const double s = seconds([&] {
+      pool.parallel_for(T, 1, [&](std::size_t t0, std::size_t t1) {
+        std::vector<float> scores(T);
+        kernels::mqa_attention<Backend>(queries, std::span(&seg, 1), H, Dh, W, out.data(), scores.data(), t0, t1);
+      });
+    }, o);
+    table.add({"attention_prefill_T" + std::to_string(T) + "_10x256_" + std::to_string(o.threads) + "t",
+               4.0 * H * Dh * visible / s / 1e9, "GFLOP/s", "fma_peak_" + std::to_string(o.threads) + "t",
+               a.fma[capped(o.threads)]});
+  }
+  {
+    const std::size_t n = 16384;
+    const auto q = random_floats(H * Dh, 1.0f, 18), k = random_floats(n * Dh, 1.0f, 19), v = random_floats(n * Dh, 1.0f, 20);
+    std::vector<float> out(H * Dh), scores(n);
+    std::vector<int> pos(n);
+    for (std::size_t i = 0; i < n; ++i) pos[i] = int(i);
+    const int qpos = int(n);
+    const kernels::KeySegment seg{k.data(), v.data(), pos.data(), nullptr, n};
+    const kernels::QueryRows query{q.data(), &qpos, nullptr, 1};
+    const double s = seconds([&] {
+      kernels::mqa_attention<Backend>(query, std::span(&seg, 1), H, Dh, dynamic, out.data(), scores.data());
+    }, o);
+    table.add({"attention_decode_16384keys_10x256_1t", 4.0 * (2.0 * double(n * Dh) + double(n)) / s / 1e9, "GB/s",
+               "triad_1t", a.triad[1]});
+  }
+}
+
+// ---- The study's output: data file, plot, markdown ----
+
+std::string study_markdown(const std::vector<StudyModel>& models, const StudyOptions& so, const Options& o) {
+  std::ostringstream s;
+  char buf[256];
+  s << "Measured " << utc_now() << " on " << machine_line(so.threads) << ".\n"
+    << "Command: `" << o.command << "`. Models: D=" << so.shape.width << ", " << so.shape.depth << " layers, "
+    << so.shape.heads << " heads × " << so.shape.head_dim << ", MLP " << so.shape.mlp_width << ", RG-LRU width "
+    << so.shape.lru_width << ", local window " << so.shape.window << ", vocabulary " << so.shape.vocab << ", "
+    << weight_type_name(so.shape.weights) << " weights; parameters:";
+  for (const auto& m : models) {
+    std::snprintf(buf, sizeof buf, " %s %.0f M", m.name.c_str(), m.parameters / 1e6);
+    s << buf << (&m == &models.back() ? ".\n\n" : ",");
+  }
+  s << "Decode, batch 1: per-step latency (ms) and state memory (MB) when the state holds L tokens, and the "
+       "time to generate L tokens from an empty state (s, integrated over the measured latencies).\n\n| L |";
+  for (const auto& m : models) s << " " << m.name << " ms | " << m.name << " state MB |";
+  for (const auto& m : models) s << " " << m.name << " s to L |";
+  s << "\n| ---: |";
+  for (std::size_t i = 0; i < 3 * models.size(); ++i) s << " ---: |";
+  s << "\n";
+  for (std::size_t i = 0; i < so.lengths.size(); ++i) {
+    s << "| " << so.lengths[i] << " |";
+    for (const auto& m : models) {
+      std::snprintf(buf, sizeof buf, " %.2f | %.1f |", m.by_length[i].latency_ms, m.by_length[i].state_mb);
+      s << buf;
+    }
+    for (const auto& m : models) {
+      std::snprintf(buf, sizeof buf, " %.1f |", time_to_generate(m, so.lengths[i]));
+      s << buf;
+    }
+    s << "\n";
+  }
+  s << "\nDecode throughput (tokens/s, all sequences together) against batch size, with " << so.batch_length
+    << " tokens in each sequence's state.\n\n| batch |";
+  for (const auto& m : models) s << " " << m.name << " tokens/s |";
+  s << "\n| ---: |";
+  for (std::size_t i = 0; i < models.size(); ++i) s << " ---: |";
+  s << "\n";
+  for (std::size_t i = 0; i < so.batches.size(); ++i) {
+    s << "| " << so.batches[i] << " |";
+    for (const auto& m : models) {
+      std::snprintf(buf, sizeof buf, " %.1f |", m.by_batch[i].tokens_per_s);
+      s << buf;
+    }
+    s << "\n";
+  }
+  s << "\n![inference study](img/inference_study.svg)\n";
+  return s.str();
+}
+
+void write_study_data(const std::string& path, const std::vector<StudyModel>& models, const StudyOptions& so) {
+  std::ofstream f(path);
+  f << "# griffin inference study (bench/report --study): " << machine_line(so.threads) << ", " << utc_now() << "\n";
+  f << "# blocks (gnuplot index): 0-" << models.size() - 1 << " decode against length at batch 1, "
+    << models.size() << "-" << 2 * models.size() - 1 << " against batch at length " << so.batch_length << "\n";
+  for (const auto& m : models) {
+    f << "# " << m.name << ": length latency_ms tokens_per_s state_MB seconds_to_length\n";
+    for (const auto& p : m.by_length)
+      f << p.length << " " << p.latency_ms << " " << p.tokens_per_s << " " << p.state_mb << " "
+        << time_to_generate(m, p.length) << "\n";
+    f << "\n\n";
+  }
+  for (const auto& m : models) {
+    f << "# " << m.name << ": batch latency_ms tokens_per_s state_MB\n";
+    for (const auto& p : m.by_batch) f << p.batch << " " << p.latency_ms << " " << p.tokens_per_s << " " << p.state_mb << "\n";
+    f << "\n\n";
+  }
+}
+
+void run_study(const Options& o) {
+  StudyOptions so;
+  so.threads = o.threads;
+  if (o.quick) {
+    so.lengths = {512, 2048, 8192};
+    so.batches = {1, 4, 16};
+    so.batch_length = 1024;
+    so.steps = 3;
+  }
+  std::fprintf(stderr, "inference study (MQA, Hawk, Griffin)...\n");
+  const auto models = run_inference_study<Backend>(so);
+  const std::string md = study_markdown(models, so, o);
+  std::printf("\n%s", md.c_str());
+  if (!o.write_doc) return;
+  const std::string data = o.img_dir + "/inference_study.dat", svg = o.img_dir + "/inference_study.svg";
+  write_study_data(data, models, so);
+  const std::string plot = "gnuplot -e \"data='" + data + "'; out='" + svg + "'\" '" + o.gnuplot_script + "'";
+  if (std::system(plot.c_str()) != 0) std::fprintf(stderr, "griffin_report: gnuplot failed (%s); data in %s\n", plot.c_str(), data.c_str());
+  write_between_markers(o.doc, "griffin_study", "Inference study", md);
+  std::printf("wrote %s, %s and the study section of %s\n", data.c_str(), svg.c_str(), o.doc.c_str());
+}
+
+[[noreturn]] void usage(const char* message) {
+  std::fprintf(stderr,
+               "%s\nusage: griffin_report [--quick] [--study | --study-only] [--threads N] [--doc PATH | --no-doc] "
+               "[--img-dir DIR]\n",
+               message);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + a).c_str());
+      return argv[++i];
+    };
+    if (a == "--quick") o.quick = true;
+    else if (a == "--study") o.study = true;
+    else if (a == "--study-only") o.study = o.study_only = true;
+    else if (a == "--threads") o.threads = std::max<std::size_t>(1, std::stoul(value()));
+    else if (a == "--doc") o.doc = value();
+    else if (a == "--no-doc") o.write_doc = false;
+    else if (a == "--img-dir") o.img_dir = value();
+    else if (a == "--help" || a == "-h") usage("griffin_report: griffin's throughput against this machine's limits and OpenBLAS");
+    else usage(("unknown option " + a).c_str());
+  }
+  // Quick runs are smoke tests: their numbers are not the reference ones, so they never touch the docs.
+  if (o.quick) o.write_doc = false;
+  o.command = "bench/report";
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) != "--doc" && (i == 1 || std::string(argv[i - 1]) != "--doc")) o.command += std::string(" ") + argv[i];
+  return o;
+}
+
+int run(const Options& o) {
+  const double t_start = now_seconds();
+  std::printf("griffin_report: %s\nmachine: %s\n\n", utc_now().c_str(), machine_line(o.threads).c_str());
+  if (!o.study_only) {
+    Anchors a;
+    {
+      Triad triad;
+      for (std::size_t t = 1; t <= capped(o.threads); ++t) {
+        a.fma[t] = fma_peak_gflops(t);
+        a.triad[t] = triad.gbps(t);
+      }
+    }
+    std::printf("limits: FMA peak %.1f GFLOP/s (1t) %.1f (2t); triad %.1f GB/s (1t) %.1f (2t)\n\n", a.fma[1], a.fma[2],
+                a.triad[1], a.triad[2]);
+    Table table;
+    Table::print_header();
+    gemm_rows(table, a, o);
+    gemv_rows(table, a, o);
+    model_rows(table, a, o);  // after the anchors it divides by; its weights dwarf the matrices above
+    streaming_rows(table, a, o);
+    attention_rows(table, a, o);
+    std::printf("\nreport took %.0f s\n", now_seconds() - t_start);
+    if (o.write_doc) {
+      std::ostringstream s;
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "Limits measured in the same run: FMA peak %.1f GFLOP/s on 1 thread, %.1f on 2; triad %.1f GB/s on "
+                    "1 thread, %.1f on 2.\n\n",
+                    a.fma[1], a.fma[2], a.triad[1], a.triad[2]);
+      s << "Measured " << utc_now() << " on " << machine_line(o.threads) << ".\nCommand: `" << o.command << "`.\n"
+        << buf << table.markdown();
+      write_between_markers(o.doc, "griffin_report", "Ratio report", s.str());
+      std::printf("wrote the report section of %s\n", o.doc.c_str());
+    }
+  }
+  if (o.study) run_study(o);
+  return 0;
+}
+
+}  // namespace
+}  // namespace griffin::bench
+
+int main(int argc, char** argv) {
+  try {
+    return griffin::bench::run(griffin::bench::parse(argc, argv));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "griffin_report: %s\n", e.what());
+    return 1;
+  }
+}
