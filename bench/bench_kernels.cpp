@@ -22,16 +22,7 @@ int main(int argc, char** argv) {
   using namespace griffin::bench;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  Limits& l = limits();
-  Triad triad;
-  for (std::size_t t : {1, 2}) {
-    l.fma_gflops[t] = fma_peak_gflops(t);
-    l.triad_gbps[t] = triad.gbps(t);
-    benchmark::AddCustomContext("fma_peak_" + std::to_string(t) + "t", std::to_string(l.fma_gflops[t]) + " GFLOP/s");
-    benchmark::AddCustomContext("triad_" + std::to_string(t) + "t", std::to_string(l.triad_gbps[t]) + " GB/s");
-  }
-  benchmark::AddCustomContext("cpu_model", cpu_model_name());
-  benchmark::AddCustomContext("default_backend", griffin::simd::Default::name);
+  measure_limits();
   register_recurrentgemma2b_kernels();
   register_recurrentgemma9b_kernels();
   register_griffin7b_kernels();

@@ -156,17 +156,7 @@ int main(int argc, char** argv) {
   using namespace griffin::bench;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  Limits& l = limits();
-  {
-    Triad triad;
-    for (std::size_t t : {1, 2}) {
-      l.fma_gflops[t] = fma_peak_gflops(t);
-      l.triad_gbps[t] = triad.gbps(t);
-      benchmark::AddCustomContext("fma_peak_" + std::to_string(t) + "t", std::to_string(l.fma_gflops[t]) + " GFLOP/s");
-      benchmark::AddCustomContext("triad_" + std::to_string(t) + "t", std::to_string(l.triad_gbps[t]) + " GB/s");
-    }
-  }
-  benchmark::AddCustomContext("cpu_model", cpu_model_name());
+  measure_limits();
   benchmark::AddCustomContext("model", std::string(bench_model_name) + ", " + std::to_string(GRIFFIN_BENCH_DEPTH) +
                                            " layers (R R A ...), random weights");
   register_weight_type<griffin::WeightType::int8>();

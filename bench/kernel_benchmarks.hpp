@@ -10,8 +10,9 @@
 // Every benchmark reports, per second of real time: `tokens` (rows processed), `bytes` (what the kernel
 // must read and write at least once, STREAM's convention), `FLOP` (multiply-adds × 2 where that is the
 // work; 0 for element-wise kernels dominated by exp/tanh), and `roofline`: the fraction of the time floor
-// max(FLOP / FMA peak, bytes / triad bandwidth) it reaches, both limits measured at start-up on as many
-// threads as the benchmark uses (see machine.hpp).
+// max(FLOP / FMA peak, bytes / bandwidth) it reaches. The limits are measured at start-up on as many
+// threads as the benchmark uses; the bandwidth is the best of our read and triad loops at the memory
+// level the bytes fit in (L2, L3 or main memory; see machine.hpp), so 1.0 is the best possible.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -45,14 +46,30 @@ namespace griffin::bench {
 
 namespace gb = benchmark;
 
-// The machine's limits, measured once before the benchmarks run; index = thread count.
+// The machine's limits, measured once before the benchmarks run.
 struct Limits {
-  double fma_gflops[3] = {0, 0, 0};
-  double triad_gbps[3] = {0, 0, 0};
+  double fma_gflops[3] = {0, 0, 0};  // index = threads (1 or 2)
+  Bandwidths bandwidth;
 };
 inline Limits& limits() {
   static Limits l;
   return l;
+}
+
+inline void measure_limits() {
+  Limits& l = limits();
+  for (std::size_t t : {1, 2}) l.fma_gflops[t] = fma_peak_gflops(t);
+  l.bandwidth = Bandwidths::measure();
+  for (std::size_t t : {1, 2})
+    for (int level = 0; level < 3; ++level) {
+      const std::string key = std::string(level_name(MemoryLevel(level))) + "_" + std::to_string(t) + "t";
+      gb::AddCustomContext("read_" + key, std::to_string(l.bandwidth.read[t][level]) + " GB/s");
+      gb::AddCustomContext("triad_" + key, std::to_string(l.bandwidth.triad[t][level]) + " GB/s");
+    }
+  for (std::size_t t : {1, 2})
+    gb::AddCustomContext("fma_peak_" + std::to_string(t) + "t", std::to_string(l.fma_gflops[t]) + " GFLOP/s");
+  gb::AddCustomContext("cpu_model", cpu_model_name());
+  gb::AddCustomContext("default_backend", simd::Default::name);
 }
 
 // What one iteration must do.
@@ -78,7 +95,8 @@ void measure(gb::State& st, Work work, std::size_t threads, F&& body) {
   const Limits& l = limits();
   const std::size_t t = std::min<std::size_t>(threads, 2);
   if (l.fma_gflops[t] > 0 && elapsed > 0) {
-    const double floor_s = std::max(work.flops / (l.fma_gflops[t] * 1e9), work.bytes / (l.triad_gbps[t] * 1e9));
+    const double floor_s =
+        std::max(work.flops / (l.fma_gflops[t] * 1e9), work.bytes / (l.bandwidth.best(work.bytes, t) * 1e9));
     st.counters["roofline"] = C(floor_s * double(st.iterations()) / elapsed);
   }
 }

@@ -148,12 +148,22 @@ double seconds(const std::function<void()>& f, const Options& o) {
 
 struct Anchors {
   double fma[3] = {0, 0, 0};    // GFLOP/s on 1 and 2 threads (index = threads, capped at 2)
-  double triad[3] = {0, 0, 0};  // GB/s
+  double triad[3] = {0, 0, 0};  // GB/s from main memory (STREAM triad, 12 bytes per element)
+  double read[3] = {0, 0, 0};   // GB/s from main memory, loads only
   double sgemm_t512_n7680 = nan;  // GFLOP/s, the prefill bound
   double sgemv = nan;             // GB/s, the decode bound
 };
 
 std::size_t capped(std::size_t threads) { return std::min<std::size_t>(threads, 2); }
+
+std::string limits_line(const Anchors& a) {
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "Limits measured in the same run: FMA peak %.1f GFLOP/s on 1 thread, %.1f on 2; from main memory, "
+                "triad %.1f GB/s on 1 thread, %.1f on 2, loads only %.1f and %.1f GB/s.\n",
+                a.fma[1], a.fma[2], a.triad[1], a.triad[2], a.read[1], a.read[2]);
+  return buf;
+}
 
 // Prefill GEMM: y[T, N] = x[T, K] · W[N, K]ᵀ, ours (f32 weights, the model's threaded linear) against
 // cblas_sgemm on the same operands, both on o.threads threads.
@@ -216,7 +226,7 @@ void gemv_rows(Table& table, Anchors& a, const Options& o) {
             seconds([&] { cblas_sgemv(CblasRowMajor, CblasNoTrans, int(N), int(K), 1.0f, w.f32().data, int(K), x.data(), 1, 0.0f, y.data(), 1); }, o) / 1e9;
 #endif
   const std::string t = "_" + std::to_string(o.threads) + "t";
-  table.add({"cblas_sgemv_7680x2560" + t, a.sgemv, "GB/s", "triad" + t, a.triad[capped(o.threads)]});
+  table.add({"cblas_sgemv_7680x2560" + t, a.sgemv, "GB/s", "read" + t, a.read[capped(o.threads)]});
   for (WeightType wt : {WeightType::f32, WeightType::bf16, WeightType::int8}) {
     const Matrix m = wt == WeightType::f32 ? random_matrix(N, K, wt) : random_matrix(N, K, wt, 2);
     const double gbps =
@@ -509,26 +519,31 @@ Options parse(int argc, char** argv) {
   }
   // Quick runs are smoke tests: their numbers are not the reference ones, so they never touch the docs.
   if (o.quick) o.write_doc = false;
-  o.command = "bench/report";
-  for (int i = 1; i < argc; ++i)
-    if (std::string(argv[i]) != "--doc" && (i == 1 || std::string(argv[i - 1]) != "--doc")) o.command += std::string(" ") + argv[i];
+  // The command as a reader would type it: the wrapper, without the paths it passes.
+  o.command = o.study_only ? "bench/study" : "bench/report";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--doc" || a == "--img-dir") ++i;
+    else if (a != "--study-only") o.command += " " + a;
+  }
   return o;
 }
 
 int run(const Options& o) {
   const double t_start = now_seconds();
   std::printf("griffin_report: %s\nmachine: %s\n\n", utc_now().c_str(), machine_line(o.threads).c_str());
+  std::fflush(stdout);
   if (!o.study_only) {
     Anchors a;
     {
-      Triad triad;
+      Stream dram;
       for (std::size_t t = 1; t <= capped(o.threads); ++t) {
         a.fma[t] = fma_peak_gflops(t);
-        a.triad[t] = triad.gbps(t);
+        a.triad[t] = dram.triad_gbps(t);
+        a.read[t] = dram.read_gbps(t);
       }
     }
-    std::printf("limits: FMA peak %.1f GFLOP/s (1t) %.1f (2t); triad %.1f GB/s (1t) %.1f (2t)\n\n", a.fma[1], a.fma[2],
-                a.triad[1], a.triad[2]);
+    std::printf("%s\n", limits_line(a).c_str());
     Table table;
     Table::print_header();
     gemm_rows(table, a, o);
@@ -539,13 +554,8 @@ int run(const Options& o) {
     std::printf("\nreport took %.0f s\n", now_seconds() - t_start);
     if (o.write_doc) {
       std::ostringstream s;
-      char buf[256];
-      std::snprintf(buf, sizeof buf,
-                    "Limits measured in the same run: FMA peak %.1f GFLOP/s on 1 thread, %.1f on 2; triad %.1f GB/s on "
-                    "1 thread, %.1f on 2.\n\n",
-                    a.fma[1], a.fma[2], a.triad[1], a.triad[2]);
       s << "Measured " << utc_now() << " on " << machine_line(o.threads) << ".\nCommand: `" << o.command << "`.\n"
-        << buf << table.markdown();
+        << limits_line(a) << "\n" << table.markdown();
       write_between_markers(o.doc, "griffin_report", "Ratio report", s.str());
       std::printf("wrote the report section of %s\n", o.doc.c_str());
     }

@@ -3,6 +3,7 @@
 // UsageError whose message says what was wrong.
 #pragma once
 
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <map>

@@ -1,5 +1,5 @@
 // The umbrella header: everything a user of griffin needs, in reading order
-// (config → kernels → blocks → model → io).
+// (config → kernels → blocks → model → io → tokenizer, sampling, generation, snapshots).
 #pragma once
 
 #include "griffin/config.hpp"
@@ -20,3 +20,8 @@
 #include "griffin/io/safetensors.hpp"
 #include "griffin/io/config_json.hpp"
 #include "griffin/io/load.hpp"
+#include "griffin/snapshot.hpp"
+#include "griffin/tokenizer.hpp"
+#include "griffin/sampling.hpp"
+#include "griffin/generate.hpp"
+#include "griffin/perplexity.hpp"

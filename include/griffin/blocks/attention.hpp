@@ -42,13 +42,11 @@ void attention_block(const Config& config, ThreadPool& pool, const AttentionWeig
     kernels::KeySegment segments[3];
     std::size_t n_segments = cache.segments(segments);
     segments[n_segments++] = {k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, nullptr, T};
-    std::size_t total_keys = 0;
-    for (std::size_t s = 0; s < n_segments; ++s) total_keys += segments[s].count;
     const kernels::QueryRows queries{q.data() + b * T * HD, positions + b * T, nullptr, T};
-    pool.parallel_for(T, 1, [&](std::size_t t0, std::size_t t1) {
-      std::vector<float> scores(total_keys);
-      kernels::mqa_attention<Backend>(queries, std::span(segments, n_segments), H, Dh, window,
-                                      mixed.data() + b * T * HD, scores.data(), t0, t1);
+    // Split the (token, head) rows: a prefill chunk by tokens, a decode step by heads.
+    pool.parallel_for(T * H, 1, [&](std::size_t r0, std::size_t r1) {
+      kernels::mqa_attention_rows<Backend>(queries, std::span(segments, n_segments), H, Dh, window,
+                                           mixed.data() + b * T * HD, r0, r1);
     });
     cache.append(k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, T);
   }

@@ -40,21 +40,21 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
       kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(),
                                positions + b * T, ls.conv.data() + sequences[b] * (K - 1) * E, conv.data() + b * T * E, c0, c1);
     });
-  pool.parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
-    kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.input_gate_weight.data(),
-                                            rw.input_gate_bias.data(), gate_x.data() + r0 * E);
-    kernels::block_diagonal_linear<Backend>(conv.data() + r0 * E, r1 - r0, E, H, rw.recurrent_gate_weight.data(),
-                                            rw.recurrent_gate_bias.data(), gate_a.data() + r0 * E);
+  // The gates split by block: each thread reads only its blocks' weights (a decode step too).
+  pool.parallel_for(H, 1, [&](std::size_t h0, std::size_t h1) {
+    kernels::block_diagonal_linear<Backend>(conv.data(), N, E, H, rw.input_gate_weight.data(),
+                                            rw.input_gate_bias.data(), gate_x.data(), h0, h1);
+    kernels::block_diagonal_linear<Backend>(conv.data(), N, E, H, rw.recurrent_gate_weight.data(),
+                                            rw.recurrent_gate_bias.data(), gate_a.data(), h0, h1);
   });
-  // The scan's output overwrites u (no longer needed), then is gated by the GeLU branch.
+  // The scan, gated by the GeLU branch in the same pass, overwrites that branch.
   for (std::size_t b = 0; b < B; ++b)
     pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
-      kernels::rg_lru_scan<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
-                                    rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + sequences[b] * E,
-                                    u.data() + b * T * E, c0, c1);
+      kernels::rg_lru_gated<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
+                                     rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + sequences[b] * E,
+                                     y.data() + b * T * E, y.data() + b * T * E, c0, c1);
     });
-  kernels::multiply_in_place<Backend>(u.data(), y.data(), N * E);
-  parallel_linear<Backend>(pool, u.data(), N, rw.linear_out, rw.linear_out_bias.data(), out);
+  parallel_linear<Backend>(pool, y.data(), N, rw.linear_out, rw.linear_out_bias.data(), out);
 }
 
 

@@ -156,7 +156,8 @@ inline DynamicConfig parse_config_json(std::string_view json_text, std::string d
   const nlohmann::json j = detail::parse_json_unique_keys(json_text, display_name, "key");
   if (!j.is_object()) throw ConfigError(display_name + ": expected a JSON object, got " + detail::json_excerpt(j));
 
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture those
     auto known = [&](const auto& list) { return std::find(list.begin(), list.end(), key) != list.end(); };
     if (!known(detail::config_keys_used) && !known(detail::config_keys_ignored))
       throw ConfigError(display_name + ": unknown key \"" + key + "\"");

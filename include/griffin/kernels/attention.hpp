@@ -10,10 +10,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <span>
 #include <vector>
 
+#include "griffin/kernels/gemm.hpp"
 #include "griffin/simd/backend.hpp"
 
 namespace griffin::kernels {
@@ -146,6 +148,122 @@ template <simd::VectorBackend B>
 void mqa_attention(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads, std::size_t head_dim,
                    std::size_t window, float* out, float* scores) {
   mqa_attention<B>(queries, segments, heads, head_dim, window, out, scores, 0, queries.count);
+}
+
+// ---- Tiled attention (flash-attention style) ----
+//
+// Query rows are (token, head) pairs, row r = token r / heads, head r % heads: with one key/value head
+// every row of a tile is scored against the same keys, so a tile of query rows × a tile of keys is one
+// small gemm (S = Q · Kᵀ), and the weighted values another (O += P · V), with an online softmax between
+// (running max m and sum l per row, O rescaled when m grows). Key tiles that no query of the tile can see
+// (all in its future, or all older than the window) are skipped without being read, so a long chunk
+// costs about what its window allows instead of every query scanning every key.
+//
+// Each row's result depends only on its own scores, whatever rows share its tile: a key tile a row cannot
+// see adds exact zeros, so results are bit-identical for any split of the rows across threads.
+
+inline constexpr std::size_t attention_row_tile = 240;  // query rows per tile (24 tokens of 10 heads)
+inline constexpr std::size_t attention_key_tile = 128;  // keys per tile
+
+namespace detail {
+struct AttentionScratch {
+  PackBuffer scores, row_max, row_sum;
+};
+}  // namespace detail
+
+// Query rows [r_begin, r_end) of queries.count · heads; out: [queries.count, heads, head_dim].
+template <simd::VectorBackend B>
+void mqa_attention_rows(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads,
+                        std::size_t head_dim, std::size_t window, float* out, std::size_t r_begin, std::size_t r_end) {
+  constexpr std::size_t L = B::lanes;
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  const std::size_t Dh = head_dim;
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  const bool unbounded = window == std::numeric_limits<std::size_t>::max();
+  thread_local detail::AttentionScratch scratch;
+  float* S = scratch.scores.get(attention_row_tile * attention_key_tile);
+  float* m = scratch.row_max.get(attention_row_tile);
+  float* l = scratch.row_sum.get(attention_row_tile);
+
+  for (std::size_t r0 = r_begin; r0 < r_end; r0 += attention_row_tile) {
+    const std::size_t rows = std::min(attention_row_tile, r_end - r0);
+    float* O = out + r0 * Dh;
+    std::fill(O, O + rows * Dh, 0.0f);
+    std::fill(m, m + rows, neg_inf);
+    std::fill(l, l + rows, 0.0f);
+    int q_min = std::numeric_limits<int>::max(), q_max = std::numeric_limits<int>::min();
+    for (std::size_t t = r0 / heads; t <= (r0 + rows - 1) / heads; ++t) {
+      q_min = std::min(q_min, queries.positions[t]);
+      q_max = std::max(q_max, queries.positions[t]);
+    }
+    for (const KeySegment& seg : segments) {
+      for (std::size_t s0 = 0; s0 < seg.count; s0 += attention_key_tile) {
+        const std::size_t nk = std::min(attention_key_tile, seg.count - s0);
+        int k_min = std::numeric_limits<int>::max(), k_max = std::numeric_limits<int>::min();
+        for (std::size_t s = s0; s < s0 + nk; ++s) {
+          k_min = std::min(k_min, seg.positions[s]);
+          k_max = std::max(k_max, seg.positions[s]);
+        }
+        if (k_min > q_max) continue;  // every key is in every query's future
+        if (!unbounded && std::int64_t(q_min) - k_max > std::int64_t(window)) continue;  // all too old
+        // S = Q · Kᵀ for the tile (keys are [count, head_dim]: the nn.Linear layout gemm takes).
+        gemm_strided<B>(queries.queries + r0 * Dh, Dh, rows, MatrixView<float>{seg.keys + s0 * Dh, nk, Dh}, nullptr, S,
+                        nk, 0, nk, false);
+        for (std::size_t i = 0; i < rows; ++i) {
+          const std::size_t t = (r0 + i) / heads;
+          const int qpos = queries.positions[t];
+          const int qdoc = queries.documents ? queries.documents[t] : 0;
+          float* srow = S + i * nk;
+          const bool all_visible = !seg.documents && !queries.documents && k_max <= qpos &&
+                                   (unbounded || std::int64_t(qpos) - k_min <= std::int64_t(window));
+          float row_max = neg_inf;
+          for (std::size_t s = 0; s < nk; ++s) {
+            if (!all_visible && !key_visible(qpos, qdoc, seg.positions[s0 + s], seg.documents ? seg.documents[s0 + s] : 0,
+                                             window)) {
+              srow[s] = neg_inf;
+              continue;
+            }
+            srow[s] *= scale;
+            row_max = std::max(row_max, srow[s]);
+          }
+          if (row_max == neg_inf) {  // nothing visible to this row here: it adds exact zeros below
+            std::fill(srow, srow + nk, 0.0f);
+            continue;
+          }
+          const float m_new = std::max(m[i], row_max);
+          const float alpha = std::exp(m[i] - m_new);  // 0 for the first visible tile (m = -inf)
+          const auto mv = B::set(m_new);
+          auto sum_v = B::zero();
+          std::size_t s = 0;
+          for (; s + L <= nk; s += L) {
+            const auto p = B::exp(B::sub(B::load(srow + s), mv));
+            B::store(srow + s, p);
+            sum_v = B::add(sum_v, p);
+          }
+          float sum = B::reduce_add(sum_v);
+          for (; s < nk; ++s) {
+            srow[s] = std::exp(srow[s] - m_new);
+            sum += srow[s];
+          }
+          if (alpha != 1.0f) {
+            float* orow = O + i * Dh;
+            for (std::size_t d = 0; d < Dh; ++d) orow[d] *= alpha;
+          }
+          l[i] = std::fma(l[i], alpha, sum);
+          m[i] = m_new;
+        }
+        // O += P · V (values are [count, head_dim]: the transposed view of a [head_dim, count] matrix).
+        gemm_strided<B>(S, nk, rows, TransposedMatrixView{seg.values + s0 * Dh, Dh, nk, Dh}, nullptr, O, Dh, 0, Dh,
+                        true);
+      }
+    }
+    for (std::size_t i = 0; i < rows; ++i) {
+      if (!(l[i] > 0.0f)) continue;  // no visible key at all: the output stays 0
+      const float inv = 1.0f / l[i];
+      float* orow = O + i * Dh;
+      for (std::size_t d = 0; d < Dh; ++d) orow[d] *= inv;
+    }
+  }
 }
 
 }  // namespace griffin::kernels

@@ -17,6 +17,10 @@
 #include <new>
 #include <type_traits>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "griffin/dtype.hpp"
 #include "griffin/kernels/matrix_view.hpp"
 #include "griffin/simd/backend.hpp"
@@ -31,6 +35,7 @@ inline float weight_value(MatrixView<bf16> w, std::size_t n, std::size_t k) { re
 inline float weight_value(Int8MatrixView w, std::size_t n, std::size_t k) {
   return static_cast<float>(w.row(n)[k]) * w.scales[n];
 }
+inline float weight_value(TransposedMatrixView w, std::size_t n, std::size_t k) { return w.at(n, k); }
 }  // namespace detail
 
 namespace reference {
@@ -60,8 +65,13 @@ void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* 
 #endif
 template <simd::VectorBackend B>
 struct GemmBlocking {
+#ifdef GRIFFIN_GEMM_MR
+  static constexpr std::size_t mr = GRIFFIN_GEMM_MR;
+  static constexpr std::size_t nr = GRIFFIN_GEMM_NV * B::lanes;
+#else
   static constexpr std::size_t mr = 6;
   static constexpr std::size_t nr = 2 * B::lanes;
+#endif
   static constexpr std::size_t kc = std::clamp<std::size_t>(GRIFFIN_GEMM_KC_BYTES / (nr * sizeof(float)), 64, 512);
   static constexpr std::size_t mc = GRIFFIN_GEMM_MC / mr * mr;
   static constexpr std::size_t nc = std::max<std::size_t>(GRIFFIN_GEMM_NC / nr * nr, nr);
@@ -86,14 +96,80 @@ struct PackBuffer {
   std::size_t size = 0;
 };
 
+#if defined(__AVX2__)
+// Eight weight rows, each as 8 f32 (widened, int8 scaled), transposed to 8 rows of 8 outputs: the packing
+// is a transpose, and element by element it costs more than the matmul does at small T.
+inline __m256 widen8(const float* p, float) { return _mm256_loadu_ps(p); }
+inline __m256 widen8(const bf16* p, float) {
+  const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+}
+inline __m256 widen8(const std::int8_t* p, float scale) {
+  const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), _mm256_set1_ps(scale));
+}
+inline void transpose8_store(__m256 r[8], float* out, std::size_t stride) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+  _mm256_storeu_ps(out + 0 * stride, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(out + 1 * stride, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(out + 2 * stride, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(out + 3 * stride, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(out + 4 * stride, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(out + 5 * stride, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(out + 6 * stride, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(out + 7 * stride, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
 // W rows [n0, n0 + nb) × columns [k0, k0 + kb) as panels of NR outputs, each k-major ([kb][NR]) and
 // zero-padded to NR, so the micro-kernel reads one contiguous stream.
+template <std::size_t NR>
+void pack_weights(TransposedMatrixView w, std::size_t n0, std::size_t nb, std::size_t k0, std::size_t kb, float* out) {
+  // Already k-major: each k is a contiguous run of outputs.
+  for (std::size_t p = 0; p < nb; p += NR) {
+    float* panel = out + p * kb;
+    const std::size_t cols = std::min(NR, nb - p);
+    for (std::size_t k = 0; k < kb; ++k) {
+      const float* src = w.data + (k0 + k) * w.ld + n0 + p;
+      std::copy_n(src, cols, panel + k * NR);
+      std::fill(panel + k * NR + cols, panel + (k + 1) * NR, 0.0f);
+    }
+  }
+}
+
 template <std::size_t NR, class View>
 void pack_weights(View w, std::size_t n0, std::size_t nb, std::size_t k0, std::size_t kb, float* out) {
   for (std::size_t p = 0; p < nb; p += NR) {
     float* panel = out + p * kb;
     const std::size_t cols = std::min(NR, nb - p);
-    for (std::size_t j = 0; j < cols; ++j) {
+    std::size_t j = 0;
+#if defined(__AVX2__) && !defined(GRIFFIN_GEMM_SCALAR_PACK)
+    // Blocks of 8 outputs × 8 k, transposed in registers (the values are the same as the loop below).
+    for (; j + 8 <= cols && NR % 8 == 0; j += 8) {
+      const std::remove_cvref_t<decltype(*w.row(0))>* rows[8];
+      float scales[8];
+      for (std::size_t r = 0; r < 8; ++r) {
+        rows[r] = w.row(n0 + p + j + r) + k0;
+        scales[r] = row_scale(w, n0 + p + j + r);
+      }
+      std::size_t k = 0;
+      for (; k + 8 <= kb; k += 8) {
+        __m256 r8[8];
+        for (std::size_t r = 0; r < 8; ++r) r8[r] = widen8(rows[r] + k, scales[r]);
+        transpose8_store(r8, panel + k * NR + j, NR);
+      }
+      for (; k < kb; ++k)
+        for (std::size_t r = 0; r < 8; ++r) panel[k * NR + j + r] = weight_to_f32(rows[r][k]) * scales[r];
+    }
+#endif
+    for (; j < cols; ++j) {
       const std::size_t n = n0 + p + j;
       const auto* row = w.row(n) + k0;
       if constexpr (std::is_same_v<View, Int8MatrixView>) {
@@ -137,6 +213,9 @@ inline void gemm_micro_tile(std::size_t kb, const float* a, const float* b, floa
   for (std::size_t i = 0; i < MR; ++i)
     for (std::size_t j = 0; j < NV; ++j)
       acc[i][j] = !first ? B::load(c + i * ldc + j * L) : bias ? B::load(bias + j * L) : B::zero();
+#if defined(GRIFFIN_GEMM_UNROLL4)
+#pragma GCC unroll 4
+#endif
   for (std::size_t k = 0; k < kb; ++k) {
     typename B::vec bv[NV];
     for (std::size_t j = 0; j < NV; ++j) bv[j] = B::load(b + k * NR + j * L);
@@ -151,19 +230,20 @@ inline void gemm_micro_tile(std::size_t kb, const float* a, const float* b, floa
 
 }  // namespace detail
 
-// y[t, n] = Σ_k x[t, k] · w[n, k] + bias[n] for all tokens and the outputs n in [n_begin, n_end) (callers
-// split outputs across threads; any split gives the same bits). x: [tokens, w.cols]; y: [tokens, w.rows];
-// bias may be null. View is MatrixView<float>, MatrixView<bf16> or Int8MatrixView.
+// The general form: rows of x and y at any stride (ldx ≥ w.cols, ldy ≥ n_end), and with `accumulate`
+// each chain starts from y's current value instead of the bias (y += x · Wᵀ).
 template <simd::VectorBackend B, class View>
-void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* y, std::size_t n_begin,
-          std::size_t n_end) {
+void gemm_strided(const float* x, std::size_t ldx, std::size_t tokens, View w, const float* bias, float* y,
+                  std::size_t ldy, std::size_t n_begin, std::size_t n_end, bool accumulate) {
   using Blk = GemmBlocking<B>;
   constexpr std::size_t MR = Blk::mr, NR = Blk::nr;
-  const std::size_t K = w.cols, N = w.rows;
+  const std::size_t K = w.cols, N = ldy;
   if (tokens == 0 || n_begin >= n_end) return;
+  if (accumulate) bias = nullptr;
   if (K == 0) {  // an empty sum: just the bias
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t n = n_begin; n < n_end; ++n) y[t * N + n] = bias ? bias[n] : 0.0f;
+    if (!accumulate)
+      for (std::size_t t = 0; t < tokens; ++t)
+        for (std::size_t n = n_begin; n < n_end; ++n) y[t * N + n] = bias ? bias[n] : 0.0f;
     return;
   }
   thread_local detail::PackBuffer w_buffer, x_buffer;
@@ -178,11 +258,11 @@ void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* 
     const std::size_t nb = std::min(Blk::nc, n_end - jc);
     for (std::size_t pc = 0; pc < K; pc += Blk::kc) {
       const std::size_t kb = std::min(Blk::kc, K - pc);
-      const bool first = pc == 0;
+      const bool first = pc == 0 && !accumulate;
       detail::pack_weights<NR>(w, jc, nb, pc, kb, packed_w);
       for (std::size_t ic = 0; ic < tokens; ic += Blk::mc) {
         const std::size_t mb = std::min(Blk::mc, tokens - ic);
-        detail::pack_inputs<MR>(x, K, ic, mb, pc, kb, packed_x);
+        detail::pack_inputs<MR>(x, ldx, ic, mb, pc, kb, packed_x);
         for (std::size_t jr = 0; jr < nb; jr += NR) {
           const std::size_t cols = std::min(NR, nb - jr);
           const float* wp = packed_w + jr * kb;
@@ -196,6 +276,11 @@ void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* 
             const std::size_t rows = std::min(MR, mb - ir);
             const float* xp = packed_x + ir * kb;
             float* c = y + (ic + ir) * N + jc + jr;
+            // Y is far larger than the caches and every K block reloads its tile, so fetch the next
+            // tile's rows while this one computes (the load would otherwise stall the first FMAs).
+            if (!first && ir + MR < mb)
+              for (std::size_t i = 0; i < MR; ++i)
+                for (std::size_t j = 0; j < NR; j += 64 / sizeof(float)) __builtin_prefetch(c + (MR + i) * N + j, 1);
             if (rows == MR && cols == NR) {
               detail::gemm_micro_tile<B, MR, NR>(kb, xp, wp, c, N, tile_bias, first);
               continue;
@@ -210,6 +295,15 @@ void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* 
       }
     }
   }
+}
+
+// y[t, n] = Σ_k x[t, k] · w[n, k] + bias[n] for all tokens and the outputs n in [n_begin, n_end) (callers
+// split outputs across threads; any split gives the same bits). x: [tokens, w.cols]; y: [tokens, w.rows];
+// bias may be null. View is MatrixView<float>, MatrixView<bf16>, Int8MatrixView or TransposedMatrixView.
+template <simd::VectorBackend B, class View>
+void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* y, std::size_t n_begin,
+          std::size_t n_end) {
+  gemm_strided<B>(x, w.cols, tokens, w, bias, y, w.rows, n_begin, n_end, false);
 }
 
 template <simd::VectorBackend B, class View>

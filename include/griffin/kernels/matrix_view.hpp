@@ -34,6 +34,17 @@ struct Int8MatrixView {
   const std::int8_t* row(std::size_t r) const { return data + r * cols; }
 };
 
+// A read-only [rows, cols] f32 matrix stored transposed: element (r, c) is data[c · ld + r]. The matmul
+// kernels take it where weights are kept [in, out] (the RG-LRU gate blocks) or where the right operand
+// is naturally [K, N] (the values in attention's P · V).
+struct TransposedMatrixView {
+  const float* data = nullptr;
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  std::size_t ld = 0;  // distance between consecutive c, ≥ rows
+  float at(std::size_t r, std::size_t c) const { return data[c * ld + r]; }
+};
+
 namespace kernels {
 
 // Symmetric quantisation of one row: scale = max|w| / 127, q = round(w / scale). Returns the scale (0 for
@@ -59,6 +70,7 @@ constexpr float row_scale(MatrixView<W>, std::size_t) {
   return 1.0f;
 }
 inline float row_scale(Int8MatrixView w, std::size_t r) { return w.scales[r]; }
+inline float row_scale(TransposedMatrixView, std::size_t) { return 1.0f; }
 
 namespace detail {
 // `lanes` stored weights widened to f32 (int8 still unscaled).

@@ -8,7 +8,10 @@
 #include <cmath>
 #include <cstddef>
 
+#include <vector>
+
 #include "griffin/kernels/activations.hpp"
+#include "griffin/kernels/linear.hpp"
 #include "griffin/simd/backend.hpp"
 
 namespace griffin::kernels {
@@ -59,16 +62,26 @@ inline void rg_lru_scan(const float* x, const float* gate_x, const float* gate_a
 }
 }  // namespace reference
 
-// y = block_diagonal(x) for all tokens; x, y: [tokens, width], w: [blocks, bw, bw], b: [blocks, bw].
+// y = block_diagonal(x) for all tokens and the blocks [h_begin, h_end) (callers split blocks across
+// threads); x, y: [tokens, width], w: [blocks, bw, bw] as [block, in, out], b: [blocks, bw]. Each output
+// is the chain acc = fma(x_i, w_ij, acc) from the bias over i, whichever path computes it: a prefill
+// chunk goes through gemm (the [in, out] block is a transposed view), a few tokens through the loop
+// below, which streams each block's weights once.
 template <simd::VectorBackend B>
 void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width, std::size_t blocks,
-                           const float* w, const float* b, float* y) {
+                           const float* w, const float* b, float* y, std::size_t h_begin, std::size_t h_end) {
   constexpr std::size_t L = B::lanes;
   const std::size_t bw = width / blocks;
+  if (tokens >= gemm_min_tokens) {
+    for (std::size_t h = h_begin; h < h_end; ++h)
+      gemm_strided<B>(x + h * bw, width, tokens, TransposedMatrixView{w + h * bw * bw, bw, bw, bw}, b + h * bw,
+                      y + h * bw, width, 0, bw, false);
+    return;
+  }
   for (std::size_t t = 0; t < tokens; ++t) {
     const float* xt = x + t * width;
     float* yt = y + t * width;
-    for (std::size_t h = 0; h < blocks; ++h) {
+    for (std::size_t h = h_begin; h < h_end; ++h) {
       const float* wh = w + h * bw * bw;
       std::size_t j = 0;
       // Four vectors of outputs at a time: each broadcast input feeds four FMAs.
@@ -88,11 +101,17 @@ void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width
       }
       for (; j < bw; ++j) {
         float acc = b[h * bw + j];
-        for (std::size_t i = 0; i < bw; ++i) acc += xt[h * bw + i] * wh[i * bw + j];
+        for (std::size_t i = 0; i < bw; ++i) acc = std::fma(xt[h * bw + i], wh[i * bw + j], acc);
         yt[h * bw + j] = acc;
       }
     }
   }
+}
+
+template <simd::VectorBackend B>
+void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width, std::size_t blocks,
+                           const float* w, const float* b, float* y) {
+  block_diagonal_linear<B>(x, tokens, width, blocks, w, b, y, 0, blocks);
 }
 
 // The scan over channels [c_begin, c_end); arguments as in reference::rg_lru_scan.
@@ -142,6 +161,63 @@ template <simd::VectorBackend B>
 void rg_lru_scan(const float* x, const float* gate_x, const float* gate_a, const float* log_a_scale,
                  const int* segment_pos, std::size_t tokens, std::size_t width, float* h, float* y) {
   rg_lru_scan<B>(x, gate_x, gate_a, log_a_scale, segment_pos, tokens, width, h, y, 0, width);
+}
+
+namespace reference {
+// The recurrent block's RG-LRU and its output gate in one: out = rg_lru(x) ⊙ multiplier.
+inline void rg_lru_gated(const float* x, const float* gate_x, const float* gate_a, const float* log_a_scale,
+                         const int* segment_pos, std::size_t tokens, std::size_t width, float* h,
+                         const float* multiplier, float* out) {
+  std::vector<float> y(tokens * width);
+  rg_lru_scan(x, gate_x, gate_a, log_a_scale, segment_pos, tokens, width, h, y.data());
+  for (std::size_t i = 0; i < tokens * width; ++i) out[i] = y[i] * multiplier[i];
+}
+}  // namespace reference
+
+// The scan fused with what surrounds it in the recurrent block: both gates' sigmoids, the decay, the
+// normaliser, the recurrence and the output gate (out = h_t ⊙ multiplier, the GeLU branch) in one pass
+// that reads x, the two gate pre-activations and the multiplier once and writes out once, channel
+// vectors across, time down (never vectorised across time). Channels [c_begin, c_end); h is updated.
+// out may alias multiplier. Same arithmetic per element as rg_lru_scan followed by a multiply.
+template <simd::VectorBackend B>
+void rg_lru_gated(const float* x, const float* gate_x, const float* gate_a, const float* log_a_scale,
+                  const int* segment_pos, std::size_t tokens, std::size_t width, float* h, const float* multiplier,
+                  float* out, std::size_t c_begin, std::size_t c_end) {
+  constexpr std::size_t L = B::lanes;
+  std::size_t c = c_begin;
+  for (; c + L <= c_end; c += L) {
+    auto state = B::load(h + c);
+    const auto scale = B::load(log_a_scale + c);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::size_t at = t * width + c;
+      const auto input = B::mul(B::load(x + at), detail::sigmoid<B>(B::load(gate_x + at)));
+      if (segment_pos[t] == 0) {
+        state = input;
+      } else {
+        const auto log_a = B::mul(scale, detail::sigmoid<B>(B::load(gate_a + at)));
+        const auto a = B::exp(log_a);
+        const auto normaliser = B::sqrt(B::sub(B::zero(), B::expm1(B::add(log_a, log_a))));
+        state = B::fma(a, state, B::mul(input, normaliser));
+      }
+      B::store(out + at, B::mul(state, B::load(multiplier + at)));
+    }
+    B::store(h + c, state);
+  }
+  for (; c < c_end; ++c) {
+    float state = h[c];
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::size_t at = t * width + c;
+      const float input = x[at] * (1.0f / (1.0f + std::exp(-gate_x[at])));
+      if (segment_pos[t] == 0) {
+        state = input;
+      } else {
+        const float log_a = log_a_scale[c] * (1.0f / (1.0f + std::exp(-gate_a[at])));
+        state = std::fma(std::exp(log_a), state, input * std::sqrt(-std::expm1(2.0f * log_a)));
+      }
+      out[at] = state * multiplier[at];
+    }
+    h[c] = state;
+  }
 }
 
 }  // namespace griffin::kernels

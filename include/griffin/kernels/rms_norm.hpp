@@ -30,7 +30,12 @@ void rms_norm(const float* x, const float* weight, float eps, std::size_t n, flo
   }
   float sum_sq = B::reduce_add(acc);
   for (; i < n; ++i) sum_sq += x[i] * x[i];
-  const float inv_rms = 1.0f / std::sqrt(sum_sq / float(n) + eps);
+  float inv_rms = 1.0f / std::sqrt(sum_sq / float(n) + eps);
+  if (!std::isfinite(sum_sq)) {  // |x| beyond ~1e19: the float squares overflowed, so redo them in double
+    double wide = 0.0;
+    for (std::size_t j = 0; j < n; ++j) wide += double(x[j]) * double(x[j]);
+    inv_rms = float(1.0 / std::sqrt(wide / double(n) + double(eps)));
+  }
   const auto scale = B::set(inv_rms);
   const auto one = B::set(1.0f);
   i = 0;
