@@ -25,6 +25,7 @@ plot data index 0 using 1:2 with linespoints ls 1 title 'MQA', \
 set title "Time to generate L tokens (batch 1)"
 set xlabel "L (tokens generated)"
 set ylabel "seconds"
+set yrange [0:*]
 set key top left
 plot data index 0 using 1:5 with linespoints ls 1 title 'MQA', \
      data index 1 using 1:5 with linespoints ls 2 title 'Hawk', \

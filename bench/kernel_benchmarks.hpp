@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -145,13 +146,18 @@ struct Linear {
   static void run(gb::State& st, const Config& c) {
     const std::size_t T = std::size_t(st.range(0)), threads = std::size_t(st.range(1));
     const std::size_t D = c.width, F = c.mlp_width;
-    const Matrix w = random_matrix(F, D, WT);
+    // Decode streams weights that are not in cache: enough copies to cycle through 2 × L3 per sweep.
+    std::vector<Matrix> w;
+    w.push_back(random_matrix(F, D, WT));
+    while (!Prefill && double(w.size() * w[0].size_bytes()) < 2.0 * double(cache_bytes(3)))
+      w.push_back(random_matrix(F, D, WT, w.size() + 1));
     auto x = random_floats(T * D, 1.0f, 3);
     std::vector<float> bias(F, 0.01f), y(T * F);
     ThreadPool pool(threads);
-    const double bytes = double(w.size_bytes()) + 4.0 * (T * (D + F) + F);
+    const double bytes = double(w[0].size_bytes()) + 4.0 * (T * (D + F) + F);
+    std::size_t next = 0;
     measure(st, {double(T), bytes, 2.0 * T * D * F}, threads,
-            [&] { blocks::parallel_linear<B>(pool, x.data(), T, w, bias.data(), y.data()); });
+            [&] { blocks::parallel_linear<B>(pool, x.data(), T, w[next++ % w.size()], bias.data(), y.data()); });
   }
 };
 
@@ -254,14 +260,16 @@ struct Embedding {
   static void run(gb::State& st, const Config& c) {
     using W = std::conditional_t<WT == WeightType::f32, float, bf16>;
     const std::size_t T = std::size_t(st.range(0)), V = c.vocab_size, D = c.width;
-    std::unique_ptr<W[]> table(new W[V * D]);  // uninitialised: untouched pages cost nothing
+    // Raw bytes, left uninitialised (bf16's constructor would zero all V × D): untouched pages cost nothing.
+    std::unique_ptr<std::byte[]> storage(new std::byte[V * D * sizeof(W)]);
+    W* table = reinterpret_cast<W*>(storage.get());
     std::vector<int> tokens(T);
     const auto r = random_floats(T, 0.5f, 21);
     for (std::size_t t = 0; t < T; ++t) {
       tokens[t] = int(std::size_t((r[t] + 0.5f) * float(V - 1)) % V);
-      std::fill_n(table.get() + std::size_t(tokens[t]) * D, D, W{});
+      std::fill_n(table + std::size_t(tokens[t]) * D, D, W{});
     }
-    const MatrixView<W> view{table.get(), V, D};
+    const MatrixView<W> view{table, V, D};
     std::vector<float> y(T * D);
     measure(st, {double(T), double(T * D) * (sizeof(W) + 4.0), double(T * D)}, 1, [&] {
       for (std::size_t t = 0; t < T; ++t) kernels::embed<B>(view, tokens[t], 50.5f, y.data() + t * D);

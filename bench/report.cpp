@@ -21,13 +21,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #if GRIFFIN_HAVE_OPENBLAS
@@ -108,6 +111,20 @@ class Table {
   std::vector<Row> rows_;
 };
 
+// Concatenates strings and numbers (GCC 12 warns falsely about `"literal" + std::to_string(n)`).
+template <class... Parts>
+std::string cat(const Parts&... parts) {
+  std::string s;
+  auto put = [&](const auto& p) {
+    if constexpr (std::is_arithmetic_v<std::remove_cvref_t<decltype(p)>>)
+      s += std::to_string(p);
+    else
+      s += p;
+  };
+  (put(parts), ...);
+  return s;
+}
+
 std::string utc_now() {
   std::time_t t = std::time(nullptr);
   char buf[64];
@@ -115,9 +132,29 @@ std::string utc_now() {
   return buf;
 }
 
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string one;
+  in >> one;
+  return one.empty() ? "?" : one;
+}
+
 std::string machine_line(std::size_t threads) {
-  return cpu_model_name() + ", " + std::to_string(std::thread::hardware_concurrency()) + " hardware threads (" +
-         std::to_string(threads) + " used), g++ " + __VERSION__ + ", backend " + Backend::name;
+  return cat(cpu_model_name(), ", ", std::thread::hardware_concurrency(), " hardware threads (", threads, " used), g++ ",
+             __VERSION__, ", backend ", Backend::name, " (", Backend::lanes, " float lanes), load average ",
+             load_average(), " at start");
+}
+
+// A pure FMA loop scales with the cores it gets; when two threads reach much less than twice one, other
+// work is sharing the machine and every ratio involving time is suspect (most of all the thread ones).
+std::string busy_warning(const double fma[3], std::size_t threads) {
+  if (threads < 2 || fma[2] >= 1.6 * fma[1]) return {};
+  char buf[300];
+  std::snprintf(buf, sizeof buf,
+                "**Warning: the machine was busy** (2 threads reached %.2f× one thread's FMA peak): other work shared "
+                "the cores, so these figures are low and the thread ratios meaningless; rerun on a quiet machine.\n",
+                fma[2] / fma[1]);
+  return buf;
 }
 
 // Replaces the text between `<!-- begin -->` and `<!-- end -->` markers of `doc`, keeping everything
@@ -188,7 +225,7 @@ void gemm_rows(Table& table, Anchors& a, const Options& o) {
                     w.f32().data, int(K), 0.0f, y.data(), int(N));
       }, o) / 1e9;
 #endif
-      const std::string shape = "T" + std::to_string(T) + "_N" + std::to_string(N) + "_K" + std::to_string(K);
+      const std::string shape = cat("T", T, "_N", N, "_K", K);
       table.add({"prefill_gemm_f32_" + shape + "_" + std::to_string(o.threads) + "t", ours, "GFLOP/s",
                  "cblas_sgemm", blas});
       if (T == 512 && N == 7680) {
@@ -212,25 +249,39 @@ void gemm_rows(Table& table, Anchors& a, const Options& o) {
   }
 }
 
-// Decode GEMV: one token through the MLP gate [7680, 2560] (78.6 MB in f32: streamed from DRAM), bytes/s
-// against cblas_sgemv's.
+// Decode GEMV: one token through the MLP gate [7680, 2560], bytes/s against cblas_sgemv's. Each call
+// takes the next of several copies of the matrix, together at least 4 × L3, so every call streams its
+// weights from main memory as a decode step does (a single 78 MB matrix would stay partly in a 32 MB L3).
 void gemv_rows(Table& table, Anchors& a, const Options& o) {
   const std::size_t N = 7680, K = 2560;
   ThreadPool pool(o.threads);
   const auto x = random_floats(K, 1.0f, 6);
   std::vector<float> y(N);
-  const Matrix w = random_matrix(N, K, WeightType::f32);
-#if GRIFFIN_HAVE_OPENBLAS
-  openblas_set_num_threads(int(o.threads));
-  a.sgemv = double(w.size_bytes()) /
-            seconds([&] { cblas_sgemv(CblasRowMajor, CblasNoTrans, int(N), int(K), 1.0f, w.f32().data, int(K), x.data(), 1, 0.0f, y.data(), 1); }, o) / 1e9;
-#endif
+  auto copies_of = [&](WeightType wt) {
+    std::vector<Matrix> m;
+    m.push_back(random_matrix(N, K, wt));
+    while (double(m.size() * m[0].size_bytes()) < 4.0 * double(cache_bytes(3))) m.push_back(random_matrix(N, K, wt, m.size() + 1));
+    return m;
+  };
   const std::string t = "_" + std::to_string(o.threads) + "t";
+  {
+    const auto f32 = copies_of(WeightType::f32);
+#if GRIFFIN_HAVE_OPENBLAS
+    openblas_set_num_threads(int(o.threads));
+    std::size_t next = 0;
+    a.sgemv = double(f32[0].size_bytes()) / seconds([&] {
+      const float* w = f32[next++ % f32.size()].f32().data;
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, int(N), int(K), 1.0f, w, int(K), x.data(), 1, 0.0f, y.data(), 1);
+    }, o) / 1e9;
+#endif
+  }
   table.add({"cblas_sgemv_7680x2560" + t, a.sgemv, "GB/s", "read" + t, a.read[capped(o.threads)]});
   for (WeightType wt : {WeightType::f32, WeightType::bf16, WeightType::int8}) {
-    const Matrix m = wt == WeightType::f32 ? random_matrix(N, K, wt) : random_matrix(N, K, wt, 2);
-    const double gbps =
-        double(m.size_bytes()) / seconds([&] { blocks::parallel_linear<Backend>(pool, x.data(), 1, m, nullptr, y.data()); }, o) / 1e9;
+    const auto m = copies_of(wt);
+    std::size_t next = 0;
+    const double gbps = double(m[0].size_bytes()) / seconds([&] {
+      blocks::parallel_linear<Backend>(pool, x.data(), 1, m[next++ % m.size()], nullptr, y.data());
+    }, o) / 1e9;
     table.add({std::string("decode_gemv_") + std::string(weight_type_name(wt)) + "_7680x2560" + t, gbps, "GB/s",
                "cblas_sgemv", a.sgemv});
   }
@@ -338,7 +389,7 @@ void streaming_rows(Table& table, const Anchors& a, const Options& o) {
   for (std::size_t threads : thread_counts) {
     ThreadPool pool(threads);
     const std::size_t grain = 4 * Backend::lanes;
-    const std::string t = "_" + std::to_string(threads) + "t";
+    const std::string t = cat("_", threads, "t");
     const double scan = seconds([&] {
       pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
         kernels::rg_lru_scan<Backend>(x.data(), gx.data(), ga.data(), scale.data(), pos.data(), T, E, h.data(), y.data(), c0, c1);
@@ -401,10 +452,11 @@ void attention_rows(Table& table, const Anchors& a, const Options& o) {
 
 // ---- The study's output: data file, plot, markdown ----
 
-std::string study_markdown(const std::vector<StudyModel>& models, const StudyOptions& so, const Options& o) {
+std::string study_markdown(const std::vector<StudyModel>& models, const StudyOptions& so, const Options& o,
+                           const std::string& warning) {
   std::ostringstream s;
   char buf[256];
-  s << "Measured " << utc_now() << " on " << machine_line(so.threads) << ".\n"
+  s << "Measured " << utc_now() << " on " << machine_line(so.threads) << ".\n" << warning
     << "Command: `" << o.command << "`. Models: D=" << so.shape.width << ", " << so.shape.depth << " layers, "
     << so.shape.heads << " heads × " << so.shape.head_dim << ", MLP " << so.shape.mlp_width << ", RG-LRU width "
     << so.shape.lru_width << ", local window " << so.shape.window << ", vocabulary " << so.shape.vocab << ", "
@@ -478,17 +530,23 @@ void run_study(const Options& o) {
     so.batch_length = 1024;
     so.steps = 3;
   }
+  const double fma[3] = {0, fma_peak_gflops(1), o.threads > 1 ? fma_peak_gflops(2) : 0};
   std::fprintf(stderr, "inference study (MQA, Hawk, Griffin)...\n");
   const auto models = run_inference_study<Backend>(so);
-  const std::string md = study_markdown(models, so, o);
+  const std::string md = study_markdown(models, so, o, busy_warning(fma, o.threads));
   std::printf("\n%s", md.c_str());
   if (!o.write_doc) return;
+  std::filesystem::create_directories(o.img_dir);
   const std::string data = o.img_dir + "/inference_study.dat", svg = o.img_dir + "/inference_study.svg";
   write_study_data(data, models, so);
+  std::printf("wrote %s\n", data.c_str());
   const std::string plot = "gnuplot -e \"data='" + data + "'; out='" + svg + "'\" '" + o.gnuplot_script + "'";
-  if (std::system(plot.c_str()) != 0) std::fprintf(stderr, "griffin_report: gnuplot failed (%s); data in %s\n", plot.c_str(), data.c_str());
+  if (std::system(plot.c_str()) == 0)
+    std::printf("wrote %s\n", svg.c_str());
+  else
+    std::fprintf(stderr, "griffin_report: gnuplot failed or is missing (%s); the data is in %s\n", plot.c_str(), data.c_str());
   write_between_markers(o.doc, "griffin_study", "Inference study", md);
-  std::printf("wrote %s, %s and the study section of %s\n", data.c_str(), svg.c_str(), o.doc.c_str());
+  std::printf("wrote the study section of %s\n", o.doc.c_str());
 }
 
 [[noreturn]] void usage(const char* message) {
@@ -543,7 +601,7 @@ int run(const Options& o) {
         a.read[t] = dram.read_gbps(t);
       }
     }
-    std::printf("%s\n", limits_line(a).c_str());
+    std::printf("%s%s\n", limits_line(a).c_str(), busy_warning(a.fma, o.threads).c_str());
     Table table;
     Table::print_header();
     gemm_rows(table, a, o);
@@ -555,7 +613,7 @@ int run(const Options& o) {
     if (o.write_doc) {
       std::ostringstream s;
       s << "Measured " << utc_now() << " on " << machine_line(o.threads) << ".\nCommand: `" << o.command << "`.\n"
-        << limits_line(a) << "\n" << table.markdown();
+        << limits_line(a) << busy_warning(a.fma, o.threads) << "\n" << table.markdown();
       write_between_markers(o.doc, "griffin_report", "Ratio report", s.str());
       std::printf("wrote the report section of %s\n", o.doc.c_str());
     }

@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
+#include <numeric>
 #include <vector>
 
 #include "griffin/sampling.hpp"
@@ -113,4 +115,25 @@ TEST_CASE("invalid sampling options are refused") {
   CHECK_THROWS_AS(Sampler({.temperature = -1.0f}), std::invalid_argument);
   CHECK_THROWS_AS(Sampler({.top_p = 0.0f}), std::invalid_argument);
   CHECK_THROWS_AS(Sampler({.top_p = 1.5f}), std::invalid_argument);
+}
+
+TEST_CASE("top-p on a large vocabulary keeps exactly the set a full sort gives") {
+  // Flat logits: the 0.9 set holds thousands of tokens, past the first partial sorts.
+  const auto logits = random_logits(20000, 5);
+  for (float p : {0.1f, 0.5f, 0.9f, 0.999f}) {
+    CAPTURE(p);
+    const auto d = Sampler({.temperature = 0.7f, .top_p = p}).distribution(logits);
+    // The reference: sort everything, softmax, take the shortest prefix reaching p.
+    std::vector<int> ids(logits.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    std::sort(ids.begin(), ids.end(), [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    double z = 0;
+    for (float l : logits) z += std::exp((double(l) - double(logits[ids[0]])) / 0.7);
+    double cumulative = 0;
+    std::size_t n = 0;
+    while (n < ids.size() && cumulative < double(p)) cumulative += std::exp((double(logits[ids[n++]]) - double(logits[ids[0]])) / 0.7) / z;
+    std::vector<int> kept;
+    for (const auto& c : d) kept.push_back(c.token);
+    CHECK(kept == std::vector<int>(ids.begin(), ids.begin() + std::ptrdiff_t(n)));
+  }
 }

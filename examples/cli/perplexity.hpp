@@ -58,9 +58,9 @@ inline int run_perplexity(const std::vector<std::string>& argv) {
               p.predicted_tokens + 1, std::string(s.tokenizer->name()).c_str(), p.predicted_tokens);
   std::printf("nats/token %.4f · bits/byte %.4f · perplexity %.3f per token\n", p.nats_per_token(), p.bits_per_byte(),
               p.perplexity());
-  std::fprintf(stderr, "[%s · %s · %zu threads · %.1f tokens/s]\n", s.name().c_str(),
+  std::fprintf(stderr, "[%s · %s · %zu thread%s · %.1f tokens/s]\n", s.name().c_str(),
                std::string(weight_type_name(s.model.config().weight_type)).c_str(), s.model.threads(),
-               p.seconds > 0 ? double(p.predicted_tokens) / p.seconds : 0.0);
+               s.model.threads() == 1 ? "" : "s", p.seconds > 0 ? double(p.predicted_tokens) / p.seconds : 0.0);
   return 0;
 }
 

@@ -213,6 +213,7 @@ std::vector<Generation> continue_batch(const M& model, State& state, const Token
     return out;
   }
 
+  const std::size_t sample_vocab = std::min(V, std::max<std::size_t>(tokenizer.vocab_size(), 1));
   const auto start = detail::Clock::now();
   std::size_t steps = 0;
   std::vector<std::size_t> active(S);
@@ -225,7 +226,9 @@ std::vector<Generation> continue_batch(const M& model, State& state, const Token
     feed_tokens.clear();
     for (std::size_t i : active) {
       auto cb = [&](int token, std::string_view text) { return !callback || callback(i, token, text); };
-      feed_tokens.push_back(seqs[i].step(logits[i], options, cb));
+      // Tokens past the tokenizer's vocabulary (padding rows of the embedding) are never sampled.
+      const std::span<const float> row = std::span<const float>(logits[i]).first(sample_vocab);
+      feed_tokens.push_back(seqs[i].step(row, options, cb));
       feed_seqs.push_back(sequences[i]);
     }
     // Every sampled token goes into the state (the last one too), all sequences in one model step.

@@ -24,4 +24,5 @@
 #include "griffin/tokenizer.hpp"
 #include "griffin/sampling.hpp"
 #include "griffin/generate.hpp"
+#include "griffin/chat.hpp"
 #include "griffin/perplexity.hpp"

@@ -190,7 +190,9 @@ class Model {
         throw InputError("griffin: token id " + std::to_string(tokens[r]) + " at sequence " + std::to_string(r / T) +
                          ", index " + std::to_string(r % T) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
 
-    std::vector<float> x(N * D), normed(N * D), block_out(N * D);
+    Workspace& ws = state.workspace();
+    const std::span<float> x = ws.get(Workspace::residual, N * D), normed = ws.get(Workspace::normed, N * D),
+                           block_out = ws.get(Workspace::block_out, N * D);
     w.embed_tokens.visit([&](auto table) {
       for (std::size_t r = 0; r < N; ++r) kernels::embed<Backend>(table, tokens[r], embed_scale_, x.data() + r * D);
     });
@@ -202,13 +204,13 @@ class Model {
       kernels::rms_norm_rows<Backend>(x.data(), lw.temporal_pre_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
       if (lw.type == BlockType::recurrent)
         blocks::recurrent_block<Backend>(config_, *pool_, lw.recurrent, ls, normed.data(), positions.data(), sequences, B,
-                                         T, block_out.data());
+                                         T, block_out.data(), ws);
       else
         blocks::attention_block<Backend>(config_, *pool_, lw.attention, ls, lw.type, normed.data(), positions.data(),
-                                         sequences, B, T, block_out.data());
+                                         sequences, B, T, block_out.data(), ws);
       kernels::add_in_place<Backend>(x.data(), block_out.data(), N * D);
       kernels::rms_norm_rows<Backend>(x.data(), lw.channel_pre_norm.data(), config_.hyper.rms_norm_eps, N, D, normed.data());
-      blocks::mlp_block<Backend>(config_, *pool_, lw.mlp, normed.data(), N, block_out.data());
+      blocks::mlp_block<Backend>(config_, *pool_, lw.mlp, normed.data(), N, block_out.data(), ws);
       kernels::add_in_place<Backend>(x.data(), block_out.data(), N * D);
       if (observer) observer("layers." + std::to_string(i), x);
     }

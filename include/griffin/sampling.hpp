@@ -87,41 +87,49 @@ class Sampler {
     if (logits.empty()) throw std::invalid_argument("sampler: no logits");
     if (options_.greedy()) return {{argmax(logits), 1.0}};
     const std::size_t V = logits.size();
+    const double inv_t = 1.0 / static_cast<double>(options_.temperature);
     // A strict total order (logit, then id), so the kept set never depends on how the sort is done.
     auto before = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
     std::vector<int> ids(V);
     std::iota(ids.begin(), ids.end(), 0);
-    std::size_t keep = V;
+    std::size_t keep = V;  // tokens the softmax runs over
     if (options_.top_k > 0 && options_.top_k < V) {
       keep = options_.top_k;
       std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end(), before);
-      ids.resize(keep);
-    } else if (options_.top_p < 1.0f) {
-      std::sort(ids.begin(), ids.end(), before);
     }
     // Softmax of logits / temperature over the kept tokens, in double.
     double top = -std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < keep; ++i) top = std::max(top, static_cast<double>(logits[ids[i]]));
-    std::vector<Candidate> out(keep);
     double sum = 0.0;
-    const double inv_t = 1.0 / static_cast<double>(options_.temperature);
-    for (std::size_t i = 0; i < keep; ++i) {
-      const double p = std::exp((static_cast<double>(logits[ids[i]]) - top) * inv_t);
-      out[i] = {ids[i], p};
-      sum += p;
+    for (std::size_t i = 0; i < keep; ++i) sum += std::exp((static_cast<double>(logits[ids[i]]) - top) * inv_t);
+    auto probability = [&](int id) { return std::exp((static_cast<double>(logits[id]) - top) * inv_t) / sum; };
+
+    if (options_.top_p >= 1.0f) {
+      std::vector<Candidate> out(keep);
+      for (std::size_t i = 0; i < keep; ++i) out[i] = {ids[i], probability(ids[i])};
+      return out;
     }
-    for (auto& c : out) c.probability /= sum;
-    if (options_.top_p < 1.0f) {  // ids are sorted here: keep the shortest prefix reaching top_p
+    // Top-p: the shortest most-likely-first prefix whose probability reaches top_p. Sorting only as far as
+    // needed (a prefix of 256, then 8 times more, …) keeps this cheap for a 256,000-token vocabulary.
+    std::size_t sorted = keep < V ? keep : 0;  // top-k already sorted its prefix
+    for (std::size_t want = std::min<std::size_t>(keep, 256);; want = std::min(keep, want * 8)) {
+      if (want > sorted) {
+        std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(want),
+                          ids.begin() + static_cast<std::ptrdiff_t>(keep), before);
+        sorted = want;
+      }
       double cumulative = 0.0;
       std::size_t n = 0;
-      while (n < out.size()) {
-        cumulative += out[n++].probability;
+      while (n < want) {
+        cumulative += probability(ids[n++]);
         if (cumulative >= static_cast<double>(options_.top_p)) break;
       }
-      out.resize(n);
-      for (auto& c : out) c.probability /= cumulative;
+      if (cumulative >= static_cast<double>(options_.top_p) || want == keep) {
+        std::vector<Candidate> out(n);
+        for (std::size_t i = 0; i < n; ++i) out[i] = {ids[i], probability(ids[i]) / cumulative};
+        return out;
+      }
     }
-    return out;
   }
 
   SamplingOptions options_;

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -126,6 +128,39 @@ struct StateShape {
   bool operator==(const StateShape&) const = default;
 };
 
+// Scratch memory for the forward pass: the residual stream, each block's intermediates. Kept by the State
+// so that a prefill or decode step allocates nothing once the buffers have grown to its chunk size (a
+// fresh multi-megabyte buffer per layer costs page faults and zeroing every time). Contents never carry
+// meaning between calls, so copying a State starts the copy with an empty workspace.
+class Workspace {
+ public:
+  enum Buffer : std::size_t {
+    residual, normed, block_out,                                  // model: [B·T, D]
+    branch, lru_input, conv_out, input_gate, recurrence_gate,     // recurrent block: [B·T, E]
+    queries, keys, values, attention_out,                         // attention block
+    mlp_gate, mlp_up,                                             // MLP: [B·T, F]
+    buffer_count
+  };
+  Workspace() = default;
+  Workspace(const Workspace&) {}
+  Workspace& operator=(const Workspace&) { return *this; }
+  Workspace(Workspace&&) noexcept = default;
+  Workspace& operator=(Workspace&&) noexcept = default;
+
+  // n floats of buffer b, grown if needed (old contents are not meaningful).
+  std::span<float> get(Buffer b, std::size_t n) {
+    auto& v = buffers_[b];
+    if (v.size() < n) v.resize(n);
+    return {v.data(), n};
+  }
+  void release() {
+    for (auto& v : buffers_) std::vector<float>().swap(v);
+  }
+
+ private:
+  std::array<std::vector<float>, buffer_count> buffers_;
+};
+
 class State {
  public:
   State() = default;
@@ -153,6 +188,8 @@ class State {
   const std::vector<LayerState>& layers() const { return layers_; }
   std::vector<std::int64_t>& positions() { return positions_; }
   const std::vector<std::int64_t>& positions() const { return positions_; }
+  // Scratch for the model's forward pass (see Workspace).
+  Workspace& workspace() { return workspace_; }
 
   // Back to position 0 with zero state (keeps the memory).
   void reset() {
@@ -168,6 +205,7 @@ class State {
   StateShape shape_;
   std::vector<std::int64_t> positions_;
   std::vector<LayerState> layers_;
+  Workspace workspace_;
 };
 
 }  // namespace griffin

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -24,7 +27,7 @@ class ThreadPool {
   ~ThreadPool() {
     {
       std::lock_guard lock(mutex_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -36,6 +39,10 @@ class ThreadPool {
 
   // Calls body(begin, end) on disjoint parts of [0, n), each part a multiple of `grain` (but the last).
   // Runs inline when there is one thread or too little work. Not reentrant: a body must not call it.
+  //
+  // A decode step is a few hundred short parallel_for calls, so waking a sleeping thread each time (tens
+  // of microseconds) would cost several percent of the step: threads spin for a short while after each
+  // job, where the next one is picked up within a microsecond, and only then sleep.
   void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& body) {
     grain = std::max<std::size_t>(grain, 1);
     const std::size_t chunks = (n + grain - 1) / grain;
@@ -46,19 +53,16 @@ class ThreadPool {
     }
     // Callers on different threads sharing one pool take turns.
     std::lock_guard turn(caller_mutex_);
-    auto range = [=](std::size_t part) {
-      const std::size_t first = chunks * part / parts * grain;
-      const std::size_t last = std::min(n, chunks * (part + 1) / parts * grain);
-      return std::pair{first, last};
-    };
     {
       std::lock_guard lock(mutex_);
       body_ = &body;
-      range_ = range;
+      n_ = n;
+      grain_ = grain;
+      chunks_ = chunks;
       parts_ = parts;
-      pending_ = parts - 1;
       error_ = nullptr;
-      ++generation_;
+      pending_.store(parts - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     std::exception_ptr mine;
@@ -68,34 +72,67 @@ class ThreadPool {
     } catch (...) {
       mine = std::current_exception();
     }
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock lock(mutex_);
+      done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
     body_ = nullptr;
     if (mine) std::rethrow_exception(mine);
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
+  std::pair<std::size_t, std::size_t> range(std::size_t part) const {
+    const std::size_t first = chunks_ * part / parts_ * grain_;
+    const std::size_t last = std::min(n_, chunks_ * (part + 1) / parts_ * grain_);
+    return {first, last};
+  }
+
+  // Spins (with a pause) until done() or about 200 µs have passed; false if it gave up.
+  template <class Done>
+  static bool spin_until(Done&& done) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    for (unsigned i = 0;; ++i) {
+      if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > give_up) return false;
+    }
+  }
+
   void work(std::size_t index) {
-    std::size_t seen = 0;
+    std::uint64_t seen = 0;
     for (;;) {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      if (index >= parts_) continue;
-      auto [b, e] = range_(index);
-      const auto* body = body_;
-      lock.unlock();
-      std::exception_ptr err;
-      try {
-        (*body)(b, e);
-      } catch (...) {
-        err = std::current_exception();
+      auto fresh = [&] { return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; };
+      if (!spin_until(fresh)) {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, fresh);
       }
-      lock.lock();
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) done_.notify_one();
+      if (stop_.load(std::memory_order_acquire)) return;
+      std::exception_ptr err;
+      {
+        // The job's fields were written under the mutex before the generation moved; taking it here
+        // orders them before this thread's reads.
+        std::lock_guard lock(mutex_);
+        seen = generation_.load(std::memory_order_acquire);
+      }
+      if (index < parts_) {
+        auto [b, e] = range(index);
+        try {
+          (*body_)(b, e);
+        } catch (...) {
+          err = std::current_exception();
+        }
+      }
+      if (err) {
+        std::lock_guard lock(mutex_);
+        if (!error_) error_ = err;
+      }
+      if (index < parts_ && pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard lock(mutex_);  // the caller may be about to sleep: wake it under the lock
+        done_.notify_one();
+      }
     }
   }
 
@@ -104,10 +141,11 @@ class ThreadPool {
   std::mutex caller_mutex_;
   std::condition_variable wake_, done_;
   const std::function<void(std::size_t, std::size_t)>* body_ = nullptr;
-  std::function<std::pair<std::size_t, std::size_t>(std::size_t)> range_;
-  std::size_t parts_ = 0, pending_ = 0, generation_ = 0;
+  std::size_t n_ = 0, grain_ = 1, chunks_ = 0, parts_ = 0;
+  std::atomic<std::size_t> pending_{0};
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
   std::exception_ptr error_;
-  bool stop_ = false;
 };
 
 }  // namespace griffin

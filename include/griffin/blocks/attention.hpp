@@ -21,14 +21,16 @@ namespace griffin::blocks {
 template <simd::VectorBackend Backend, class Config>
 void attention_block(const Config& config, ThreadPool& pool, const AttentionWeights& aw, LayerState& ls, BlockType type,
                      const float* normed, const int* positions, const std::size_t* sequences, std::size_t B, std::size_t T,
-                     float* out) {
+                     float* out, Workspace& ws) {
   const std::size_t N = B * T;
   const std::size_t H = config.num_heads;
   const std::size_t Dh = config.head_dim;
   const std::size_t HD = H * Dh;
   const std::size_t window = type == BlockType::global_attention ? dynamic : std::size_t(config.attention_window);
   const std::size_t R = config.rope_dims();
-  std::vector<float> q(N * HD), k(N * Dh), v(N * Dh), mixed(N * HD), cos_sin(R);
+  const std::span<float> q = ws.get(Workspace::queries, N * HD), k = ws.get(Workspace::keys, N * Dh),
+                         v = ws.get(Workspace::values, N * Dh), mixed = ws.get(Workspace::attention_out, N * HD);
+  std::vector<float> cos_sin(R);
   parallel_linear<Backend>(pool, normed, N, aw.q_proj, nullptr, q.data());
   parallel_linear<Backend>(pool, normed, N, aw.k_proj, nullptr, k.data());
   parallel_linear<Backend>(pool, normed, N, aw.v_proj, nullptr, v.data());

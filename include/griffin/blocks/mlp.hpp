@@ -16,11 +16,11 @@ namespace griffin::blocks {
 // normed, out: [N, D].
 template <simd::VectorBackend Backend, class Config>
 void mlp_block(const Config& config, ThreadPool& pool, const MlpWeights& mw, const float* normed, std::size_t N,
-               float* out) {
+               float* out, Workspace& ws) {
   const std::size_t F = config.mlp_width;
-  std::vector<float> gate(N * F), up(N * F);
-  parallel_linear<Backend>(pool, normed, N, mw.gate_proj, mw.gate_proj_bias.data(), gate.data());
-  parallel_linear<Backend>(pool, normed, N, mw.up_proj, mw.up_proj_bias.data(), up.data());
+  const std::span<float> gate = ws.get(Workspace::mlp_gate, N * F), up = ws.get(Workspace::mlp_up, N * F);
+  parallel_linear_pair<Backend>(pool, normed, N, mw.gate_proj, mw.gate_proj_bias.data(), gate.data(), mw.up_proj,
+                                mw.up_proj_bias.data(), up.data());
   pool.parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
     kernels::gated_gelu<Backend>(gate.data() + r0 * F, up.data() + r0 * F, (r1 - r0) * F, gate.data() + r0 * F);
   });

@@ -23,17 +23,19 @@ namespace griffin::blocks {
 template <simd::VectorBackend Backend, class Config>
 void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeights& rw, LayerState& ls,
                      const float* normed, const int* positions, const std::size_t* sequences, std::size_t B, std::size_t T,
-                     float* out) {
+                     float* out, Workspace& ws) {
   const std::size_t N = B * T;
   const std::size_t E = config.lru_width;
   const std::size_t K = config.conv_width;
   const std::size_t H = config.num_heads;
-  std::vector<float> y(N * E), u(N * E), conv(N * E), gate_x(N * E), gate_a(N * E);
-  parallel_linear<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data());
+  const std::span<float> y = ws.get(Workspace::branch, N * E), u = ws.get(Workspace::lru_input, N * E),
+                         conv = ws.get(Workspace::conv_out, N * E), gate_x = ws.get(Workspace::input_gate, N * E),
+                         gate_a = ws.get(Workspace::recurrence_gate, N * E);
+  parallel_linear_pair<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data(), rw.linear_x,
+                                rw.linear_x_bias.data(), u.data());
   pool.parallel_for(N, 1, [&](std::size_t b, std::size_t e) {
     kernels::gelu_in_place<Backend>(y.data() + b * E, (e - b) * E);
   });
-  parallel_linear<Backend>(pool, normed, N, rw.linear_x, rw.linear_x_bias.data(), u.data());
   const std::size_t grain = 4 * Backend::lanes;
   for (std::size_t b = 0; b < B; ++b)
     pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {

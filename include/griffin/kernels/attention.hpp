@@ -74,82 +74,6 @@ inline void mqa_attention(QueryRows queries, std::span<const KeySegment> segment
 }
 }  // namespace reference
 
-namespace detail {
-template <simd::VectorBackend B>
-float dot(const float* a, const float* b, std::size_t n) {
-  constexpr std::size_t L = B::lanes;
-  auto acc0 = B::zero(), acc1 = B::zero();
-  std::size_t i = 0;
-  for (; i + 2 * L <= n; i += 2 * L) {
-    acc0 = B::fma(B::load(a + i), B::load(b + i), acc0);
-    acc1 = B::fma(B::load(a + i + L), B::load(b + i + L), acc1);
-  }
-  for (; i + L <= n; i += L) acc0 = B::fma(B::load(a + i), B::load(b + i), acc0);
-  float sum = B::reduce_add(B::add(acc0, acc1));
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-// y += p · x
-template <simd::VectorBackend B>
-void axpy(float p, const float* x, float* y, std::size_t n) {
-  constexpr std::size_t L = B::lanes;
-  const auto pv = B::set(p);
-  std::size_t i = 0;
-  for (; i + L <= n; i += L) B::store(y + i, B::fma(pv, B::load(x + i), B::load(y + i)));
-  for (; i < n; ++i) y[i] += p * x[i];
-}
-}  // namespace detail
-
-// Query rows [t_begin, t_end) (so callers can split queries across threads). `scores` is scratch for
-// one row of scores: at least the total key count. out: [queries.count, heads, head_dim].
-template <simd::VectorBackend B>
-void mqa_attention(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads, std::size_t head_dim,
-                   std::size_t window, float* out, float* scores, std::size_t t_begin, std::size_t t_end) {
-  const float scale = 1.0f / std::sqrt(float(head_dim));
-  for (std::size_t t = t_begin; t < t_end; ++t) {
-    const int qpos = queries.positions[t];
-    const int qdoc = queries.documents ? queries.documents[t] : 0;
-    for (std::size_t h = 0; h < heads; ++h) {
-      const float* q = queries.queries + (t * heads + h) * head_dim;
-      float* o = out + (t * heads + h) * head_dim;
-      // Pass 1: scores of the visible keys (invisible ones are skipped, not computed and masked).
-      float max_score = -std::numeric_limits<float>::infinity();
-      std::size_t at = 0;
-      for (const auto& seg : segments)
-        for (std::size_t s = 0; s < seg.count; ++s, ++at) {
-          if (!key_visible(qpos, qdoc, seg.positions[s], seg.documents ? seg.documents[s] : 0, window)) {
-            scores[at] = -std::numeric_limits<float>::infinity();
-            continue;
-          }
-          scores[at] = detail::dot<B>(q, seg.keys + s * head_dim, head_dim) * scale;
-          max_score = std::max(max_score, scores[at]);
-        }
-      // Pass 2: softmax weights and the weighted sum of values.
-      std::fill(o, o + head_dim, 0.0f);
-      float total = 0.0f;
-      at = 0;
-      for (const auto& seg : segments)
-        for (std::size_t s = 0; s < seg.count; ++s, ++at) {
-          if (scores[at] == -std::numeric_limits<float>::infinity()) continue;
-          const float p = std::exp(scores[at] - max_score);
-          total += p;
-          detail::axpy<B>(p, seg.values + s * head_dim, o, head_dim);
-        }
-      if (total > 0.0f) {
-        const float inv = 1.0f / total;
-        for (std::size_t d = 0; d < head_dim; ++d) o[d] *= inv;
-      }
-    }
-  }
-}
-
-template <simd::VectorBackend B>
-void mqa_attention(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads, std::size_t head_dim,
-                   std::size_t window, float* out, float* scores) {
-  mqa_attention<B>(queries, segments, heads, head_dim, window, out, scores, 0, queries.count);
-}
-
 // ---- Tiled attention (flash-attention style) ----
 //
 // Query rows are (token, head) pairs, row r = token r / heads, head r % heads: with one key/value head
@@ -264,6 +188,20 @@ void mqa_attention_rows(QueryRows queries, std::span<const KeySegment> segments,
       for (std::size_t d = 0; d < Dh; ++d) orow[d] *= inv;
     }
   }
+}
+
+// Query tokens [t_begin, t_end), all heads: mqa_attention_rows over their rows. `scores` is no longer
+// used (the tiled kernel keeps its own per-thread scratch); kept so existing callers need not change.
+template <simd::VectorBackend B>
+void mqa_attention(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads, std::size_t head_dim,
+                   std::size_t window, float* out, float* /*scores*/, std::size_t t_begin, std::size_t t_end) {
+  mqa_attention_rows<B>(queries, segments, heads, head_dim, window, out, t_begin * heads, t_end * heads);
+}
+
+template <simd::VectorBackend B>
+void mqa_attention(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads, std::size_t head_dim,
+                   std::size_t window, float* out, float* scores) {
+  mqa_attention<B>(queries, segments, heads, head_dim, window, out, scores, 0, queries.count);
 }
 
 }  // namespace griffin::kernels

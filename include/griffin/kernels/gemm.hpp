@@ -51,27 +51,23 @@ void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* 
 }
 }  // namespace reference
 
-// Block sizes for AVX2-class cores (32 KiB L1d, 512 KiB L2): a packed W micro-panel (kc × nr floats,
-// 16 KiB) stays in L1 while the X block (mc × kc, 144 KiB) streams from L2; the W block (kc × nc, 3 MiB)
-// sits in L3 and is reused by every row block.
+// Block sizes for Zen 3/4-class cores (32 KiB L1d, 512 KiB-1 MiB L2): a packed W micro-panel (kc × nr
+// floats, 16 KiB: kc = 256 with 8-lane vectors, 128 with 16) stays in L1 while the X block (mc × kc,
+// 144-288 KiB) streams from L2; the W block (kc × nc) sits in L3 and is reused by every row block. Each
+// can be overridden at build time (-DGRIFFIN_GEMM_MC=...) for another machine.
 #ifndef GRIFFIN_GEMM_KC_BYTES
-#define GRIFFIN_GEMM_KC_BYTES 16384
+#define GRIFFIN_GEMM_KC_BYTES 16384  // one packed W micro-panel, kept in L1
 #endif
 #ifndef GRIFFIN_GEMM_MC
-#define GRIFFIN_GEMM_MC 144
+#define GRIFFIN_GEMM_MC 288  // rows of X per block, kept in L2
 #endif
 #ifndef GRIFFIN_GEMM_NC
-#define GRIFFIN_GEMM_NC 3072
+#define GRIFFIN_GEMM_NC 3072  // outputs per packed W block, kept in L3
 #endif
 template <simd::VectorBackend B>
 struct GemmBlocking {
-#ifdef GRIFFIN_GEMM_MR
-  static constexpr std::size_t mr = GRIFFIN_GEMM_MR;
-  static constexpr std::size_t nr = GRIFFIN_GEMM_NV * B::lanes;
-#else
   static constexpr std::size_t mr = 6;
   static constexpr std::size_t nr = 2 * B::lanes;
-#endif
   static constexpr std::size_t kc = std::clamp<std::size_t>(GRIFFIN_GEMM_KC_BYTES / (nr * sizeof(float)), 64, 512);
   static constexpr std::size_t mc = GRIFFIN_GEMM_MC / mr * mr;
   static constexpr std::size_t nc = std::max<std::size_t>(GRIFFIN_GEMM_NC / nr * nr, nr);
@@ -150,7 +146,7 @@ void pack_weights(View w, std::size_t n0, std::size_t nb, std::size_t k0, std::s
     float* panel = out + p * kb;
     const std::size_t cols = std::min(NR, nb - p);
     std::size_t j = 0;
-#if defined(__AVX2__) && !defined(GRIFFIN_GEMM_SCALAR_PACK)
+#if defined(__AVX2__)
     // Blocks of 8 outputs × 8 k, transposed in registers (the values are the same as the loop below).
     for (; j + 8 <= cols && NR % 8 == 0; j += 8) {
       const std::remove_cvref_t<decltype(*w.row(0))>* rows[8];
@@ -213,9 +209,6 @@ inline void gemm_micro_tile(std::size_t kb, const float* a, const float* b, floa
   for (std::size_t i = 0; i < MR; ++i)
     for (std::size_t j = 0; j < NV; ++j)
       acc[i][j] = !first ? B::load(c + i * ldc + j * L) : bias ? B::load(bias + j * L) : B::zero();
-#if defined(GRIFFIN_GEMM_UNROLL4)
-#pragma GCC unroll 4
-#endif
   for (std::size_t k = 0; k < kb; ++k) {
     typename B::vec bv[NV];
     for (std::size_t j = 0; j < NV; ++j) bv[j] = B::load(b + k * NR + j * L);
