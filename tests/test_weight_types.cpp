@@ -106,23 +106,29 @@ TEST_CASE("random weights follow the spec's initialisation and are reproducible"
 }
 
 TEST_CASE("a model of random weights runs for every weight type, the same on one thread or two") {
-  const DynamicConfig c = small_config();
-  std::vector<int> tokens(2 * 21);
-  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = int((i * 37 + 5) % 300);
-  for (WeightType type : {WeightType::f32, WeightType::bf16, WeightType::int8}) {
-    CAPTURE(weight_type_name(type));
-    auto weights = std::make_shared<Weights>(make_random_weights(c, type, 7));
-    Model<DynamicConfig> one(c, weights, 1), two(c, weights, 2);
-    auto s1 = one.new_state(2), s2 = two.new_state(2);
-    const auto l1 = one.prefill(s1, tokens, LogitsRows::all);
-    const auto l2 = two.prefill(s2, tokens, LogitsRows::all);
-    CHECK(l1 == l2);
-    bool finite = true;
-    for (float v : l1) finite = finite && std::isfinite(v);
-    CHECK(finite);
-    // Decode steps (the gemv path) agree across thread counts too.
-    const std::vector<int> step{3, 4};
-    CHECK(one.decode(s1, step) == two.decode(s2, step));
-    CHECK(s1.layers()[0].rg_lru == s2.layers()[0].rg_lru);
+  // lru_width 96 (gate blocks of 24: not whole vectors, the recurrent block's split path) and 128
+  // (blocks of 32: the fused one-job path).
+  for (std::size_t lru_width : {std::size_t(96), std::size_t(128)}) {
+    CAPTURE(lru_width);
+    DynamicConfig c = small_config();
+    c.lru_width = Size<dynamic>(lru_width);
+    std::vector<int> tokens(2 * 21);
+    for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = int((i * 37 + 5) % 300);
+    for (WeightType type : {WeightType::f32, WeightType::bf16, WeightType::int8}) {
+      CAPTURE(weight_type_name(type));
+      auto weights = std::make_shared<Weights>(make_random_weights(c, type, 7));
+      Model<DynamicConfig> one(c, weights, 1), two(c, weights, 2);
+      auto s1 = one.new_state(2), s2 = two.new_state(2);
+      const auto l1 = one.prefill(s1, tokens, LogitsRows::all);
+      const auto l2 = two.prefill(s2, tokens, LogitsRows::all);
+      CHECK(l1 == l2);
+      bool finite = true;
+      for (float v : l1) finite = finite && std::isfinite(v);
+      CHECK(finite);
+      // Decode steps (the gemv path) agree across thread counts too.
+      const std::vector<int> step{3, 4};
+      CHECK(one.decode(s1, step) == two.decode(s2, step));
+      CHECK(s1.layers()[0].rg_lru == s2.layers()[0].rg_lru);
+    }
   }
 }

@@ -36,26 +36,40 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
   pool.parallel_for(N, 1, [&](std::size_t b, std::size_t e) {
     kernels::gelu_in_place<Backend>(y.data() + b * E, (e - b) * E);
   });
-  const std::size_t grain = 4 * Backend::lanes;
-  for (std::size_t b = 0; b < B; ++b)
-    pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
-      kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(),
-                               positions + b * T, ls.conv.data() + sequences[b] * (K - 1) * E, conv.data() + b * T * E, c0, c1);
-    });
-  // The gates split by block: each thread reads only its blocks' weights (a decode step too).
-  pool.parallel_for(H, 1, [&](std::size_t h0, std::size_t h1) {
+  // Conv1D, the two gates and the scan (gated by the GeLU branch, which it overwrites) all work on
+  // channels, and a gate never mixes channels of different blocks.
+  auto conv_part = [&](std::size_t c0, std::size_t c1) {
+    for (std::size_t b = 0; b < B; ++b)
+      kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(), positions + b * T,
+                               ls.conv.data() + sequences[b] * (K - 1) * E, conv.data() + b * T * E, c0, c1);
+  };
+  auto gates_part = [&](std::size_t h0, std::size_t h1) {
     kernels::block_diagonal_linear<Backend>(conv.data(), N, E, H, rw.input_gate_weight.data(),
                                             rw.input_gate_bias.data(), gate_x.data(), h0, h1);
     kernels::block_diagonal_linear<Backend>(conv.data(), N, E, H, rw.recurrent_gate_weight.data(),
                                             rw.recurrent_gate_bias.data(), gate_a.data(), h0, h1);
-  });
-  // The scan, gated by the GeLU branch in the same pass, overwrites that branch.
-  for (std::size_t b = 0; b < B; ++b)
-    pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
+  };
+  auto scan_part = [&](std::size_t c0, std::size_t c1) {
+    for (std::size_t b = 0; b < B; ++b)
       kernels::rg_lru_gated<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
                                      rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + sequences[b] * E,
                                      y.data() + b * T * E, y.data() + b * T * E, c0, c1);
+  };
+  const std::size_t bw = E / H;
+  if (bw % Backend::lanes == 0) {
+    // One job per thread over whole gate blocks, no fork-join in between (three fewer per decode step).
+    // Block edges are whole vectors, so every channel takes the same path as with any other split.
+    pool.parallel_for(H, 1, [&](std::size_t h0, std::size_t h1) {
+      conv_part(h0 * bw, h1 * bw);
+      gates_part(h0, h1);
+      scan_part(h0 * bw, h1 * bw);
     });
+  } else {
+    const std::size_t grain = 4 * Backend::lanes;  // splits at whole vectors (see above)
+    pool.parallel_for(E, grain, conv_part);
+    pool.parallel_for(H, 1, gates_part);
+    pool.parallel_for(E, grain, scan_part);
+  }
   parallel_linear<Backend>(pool, y.data(), N, rw.linear_out, rw.linear_out_bias.data(), out);
 }
 
