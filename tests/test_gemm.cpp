@@ -148,6 +148,20 @@ TEST_CASE("splitting a linear's outputs across threads does not change a bit") {
   });
 }
 
+TEST_CASE("load_i8 converts every int8 value exactly, on every backend") {
+  std::vector<std::int8_t> all(256 + 64);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int8_t>(int(i % 256) - 128);
+  simd::for_each_backend([&]<class B>() {
+    SUBCASE(B::name) {
+      float lanes[B::lanes];
+      for (std::size_t i = 0; i + B::lanes <= all.size(); i += B::lanes) {
+        B::store(lanes, B::load_i8(all.data() + i));
+        for (std::size_t l = 0; l < B::lanes; ++l) CHECK(lanes[l] == float(all[i + l]));
+      }
+    }
+  });
+}
+
 TEST_CASE("int8 quantisation: per-row symmetric scale, error at most half a step") {
   const auto w = random_floats(37 * 101, 21, 3.0f);
   const Matrix m = Matrix::quantized_int8(w.data(), 37, 101);
