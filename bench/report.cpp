@@ -328,6 +328,7 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
     const double step = decode_step_seconds(model, o);
     table.add({"decode_" + tag + "bf16" + t, 1.0 / step, "tokens/s", "sgemv_bound", a.sgemv * 1e9 / bytes});
     table.add({"decode_" + tag + "bf16" + t, bytes / step / 1e9, "GB/s", "cblas_sgemv", a.sgemv});
+    table.add({"decode_" + tag + "bf16" + t, bytes / step / 1e9, "GB/s", "read" + t, a.read[capped(o.threads)]});
     const double step_1t = decode_step_seconds(model_1t, o);
     table.add({"decode_" + tag + "bf16" + t + "/1t", step_1t / step, "x", "triad" + t + "/1t",
                a.triad[capped(o.threads)] / a.triad[1]});

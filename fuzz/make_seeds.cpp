@@ -101,6 +101,14 @@ int main(int argc, char** argv) {
                                              {"b", DType::f32, {2}, bytes(std::span(f32).first(2))}};
   write(st / "unaligned.safetensors", serialize_safetensors(unaligned));
 
+  // Nesting just inside the depth limit (64), for the fuzzer to push past it.
+  const std::string nested = std::string(60, '[') + std::string(60, ']');
+  const std::string deep_header = "{\"__metadata__\":{\"format\":\"pt\"},\"w\":" + nested + "}";
+  std::string deep(8, '\0');
+  for (int i = 0; i < 8; ++i) deep[std::size_t(i)] = char((deep_header.size() >> (8 * i)) & 0xff);
+  write(st / "deep-nesting.safetensors", deep + deep_header);
+  write(cfg / "deep-nesting.json", "{\"vocab_size\":512,\"block_types\":" + nested + "}");
+
   // config.json variants.
   const nlohmann::json base = nlohmann::json::parse(std::ifstream(data / "tiny-griffin" / "config.json"));
   nlohmann::json old = base;

@@ -18,7 +18,9 @@ run_asan() {
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
     -DGRIFFIN_SANITIZE=address,undefined -DGRIFFIN_BUILD_EXAMPLES=OFF >/dev/null
   cmake --build "$build" -j"$jobs"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:strict_init_order=1 \
+  # detect_stack_use_after_return stays off: its fake stack frames are not 64-byte aligned, and g++ spills
+  # AVX-512 registers with aligned stores (a SEGV in the sanitizer, not in griffin).
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_init_order=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$build" --output-on-failure -j"$jobs" -E '^(find_package_consumer|readme_example_.*|compile_fail_.*)$'
 }

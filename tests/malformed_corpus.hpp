@@ -211,6 +211,12 @@ inline std::vector<Case> corpus() {
        in_model_file([](const fs::path& p) {
          edit_header_text(p, [](std::string& t) { t[t.find(':')] = '\x01'; });
        })});
+  add({"header nested 100000 levels deep", Error::load, "model.safetensors: JSON nested more than 64 levels deep",
+       single, in_model_file([](const fs::path& p) {
+         edit_header_text(p, [](std::string& t) {
+           t = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+         });
+       })});
   add({"header that is not an object", Error::load, "model.safetensors: header is not a JSON object but [", single,
        in_model_file([](const fs::path& p) { edit_header(p, [](json& h) { h = json::array({1, 2, 3}); }); })});
   add({"offsets past the data section", Error::load,
@@ -326,6 +332,16 @@ inline std::vector<Case> corpus() {
        [](const fs::path& dir) { CheckpointImage::write_text(dir / "config.json", "{\"vocab_size\": 512,"); }});
   add({"config.json far too large", Error::load, "bytes is too large for a config.json", {},
        [](const fs::path& dir) { fs::resize_file(dir / "config.json", std::uintmax_t{64} << 20); }});  // sparse
+  add({"config.json nested 100000 levels deep", Error::load, "config.json: JSON nested more than 64 levels deep", {},
+       [](const fs::path& dir) {
+         CheckpointImage::write_text(dir / "config.json", "{\"vocab_size\":" + std::string(100000, '[') +
+                                                              std::string(100000, ']') + "}");
+       }});
+  add({"index nested 100000 levels deep", Error::load, "model.safetensors.index.json: JSON nested more than 64",
+       {}, [](const fs::path& dir) {
+         CheckpointImage::write_text(dir / "model.safetensors.index.json",
+                                     "{\"weight_map\":" + std::string(100000, '[') + std::string(100000, ']') + "}");
+       }});
   add({"config.json missing a key", Error::config, "config.json: missing required key \"hidden_size\"",
        [](CheckpointImage& c) { c.config.erase("hidden_size"); }});
   add({"config.json with a size of the wrong type", Error::config,

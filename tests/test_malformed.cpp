@@ -172,3 +172,28 @@ TEST_CASE("a checkpoint in F16 or with out-of-order headers is not malformed") {
     CHECK(last_logits(load(dir), tokens) == reference);
   }
 }
+
+TEST_CASE("attention_window_size is the one size no tensor confirms: states start small and grow with use") {
+  // A checkpoint whose config claims a window of 2^31 - 1 loads (nothing contradicts it); its states must
+  // not allocate the claimed window up front. For sequences shorter than the real window (24) the logits
+  // are those of the original checkpoint.
+  malformed::CheckpointImage image = base_image();
+  image.config["attention_window_size"] = 2147483647;
+  const fs::path dir = fresh_dir("huge-window");
+  image.write(dir);
+  const std::size_t peak_before = peak_rss_kib();
+  const auto model = load(dir);
+  const auto original = load(test::data_dir() / "tiny-griffin");
+  State s = model.new_state(8);
+  const std::vector<int> prompt(8 * 10, 7);
+  const auto logits = model.prefill(s, prompt);
+  State t = original.new_state(8);
+  CHECK(logits == original.prefill(t, prompt));
+  for (const auto& layer : s.layers())
+    for (const KvCache& c : layer.kv) {
+      CHECK(c.capacity() == 2147483647u);
+      CHECK(c.slots() <= 16);  // grown by doubling to hold 10 keys
+    }
+  const std::size_t growth_mib = (peak_rss_kib() - peak_before) / 1024;
+  CHECK(growth_mib < 256);
+}

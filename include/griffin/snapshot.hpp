@@ -234,7 +234,8 @@ inline Snapshot load_snapshot(std::span<const std::byte> bytes, const StateShape
       if (capacity != want_capacity)
         throw SnapshotError("griffin snapshot: corrupted (" + where + ": KV capacity " + std::to_string(capacity) + ")");
       if (count > slots || (slots > 0 && head >= slots) || (slots == 0 && head != 0) ||
-          (capacity != dynamic && slots != capacity) || slots > r.remaining() / (2 * Dh * 4 + 4))
+          (capacity != dynamic && (slots > capacity || (slots < capacity && head != 0))) ||
+          slots > r.remaining() / (2 * Dh * 4 + 4))
         throw SnapshotError("griffin snapshot: corrupted or truncated (" + where + ": " + std::to_string(count) +
                             " keys in " + std::to_string(slots) + " slots, oldest at " + std::to_string(head) + ")");
       KvCache& c = l.kv[b];
@@ -248,6 +249,7 @@ inline Snapshot load_snapshot(std::span<const std::byte> bytes, const StateShape
         if (head != 0) throw SnapshotError("griffin snapshot: corrupted (" + where + ": a global cache with a ring head)");
         if (count) c.append(k.data(), v.data(), p.data(), count);
       } else {
+        c.resize_slots(slots);  // a ring fills its slots lazily: a young one has fewer than its capacity
         r.get_array(std::span<float>(c.key_storage().data(), slots * Dh), "KV keys");
         r.get_array(std::span<float>(c.value_storage().data(), slots * Dh), "KV values");
         r.get_array(std::span<int>(c.position_storage().data(), slots), "KV positions");

@@ -20,13 +20,13 @@
 namespace griffin {
 
 // Keys and values of one sequence in one attention layer. With a finite capacity it is a ring holding the
-// most recent `capacity` keys; with capacity = dynamic it grows (global attention).
+// most recent `capacity` keys; with capacity = dynamic it grows (global attention). Storage grows with the
+// keys actually appended (doubling, up to the capacity), so a state costs what its sequences have used, not
+// what a config's attention_window_size claims.
 class KvCache {
  public:
   KvCache() = default;
-  KvCache(std::size_t head_dim, std::size_t capacity) : head_dim_(head_dim), capacity_(capacity) {
-    if (capacity_ != dynamic) reserve(capacity_);
-  }
+  KvCache(std::size_t head_dim, std::size_t capacity) : head_dim_(head_dim), capacity_(capacity) {}
 
   std::size_t size() const { return count_; }
   std::size_t capacity() const { return capacity_; }
@@ -60,6 +60,8 @@ class KvCache {
       head_ = 0;
       count_ = 0;
     }
+    // Until the ring is full its entries are in order from slot 0 (head_ is 0), so growing keeps them.
+    if (count_ + n > slots_ && slots_ < capacity_) reserve(std::min(capacity_, std::max(count_ + n, 2 * slots_)));
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t slot = (count_ < slots_) ? count_ : head_;
       copy_rows(slot, keys + i * head_dim_, values + i * head_dim_, positions + i, 1);
@@ -82,6 +84,8 @@ class KvCache {
   const std::vector<float>& key_storage() const { return keys_; }
   const std::vector<float>& value_storage() const { return values_; }
   const std::vector<int>& position_storage() const { return positions_; }
+  // Sets the number of slots (at most the capacity) before a snapshot fills them and calls restore().
+  void resize_slots(std::size_t slots) { reserve(slots); }
   void restore(std::size_t count, std::size_t head) {
     count_ = count;
     head_ = head;

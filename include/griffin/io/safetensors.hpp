@@ -164,9 +164,12 @@ inline std::string where(const TensorView& t) {
   return (t.file.empty() ? std::string() : t.file + ": ") + "tensor " + in_quotes(t.name);
 }
 
+// The deepest nesting accepted in a header, an index or a config.json.
+inline constexpr int max_json_depth = 64;
+
 // Parses JSON, rejecting duplicate keys in any object (nlohmann keeps the last one silently, which would let
-// a header name a tensor twice). `top_level_noun` names the keys of the outermost object in messages
-// ("tensor" for a safetensors header, "key" for config.json).
+// a header name a tensor twice) and nesting deeper than max_json_depth. `top_level_noun` names the keys of
+// the outermost object in messages ("tensor" for a safetensors header, "key" for config.json).
 inline nlohmann::json parse_json_unique_keys(std::string_view text, const std::string& display_name,
                                              std::string_view top_level_noun) {
   using nlohmann::json;
@@ -176,7 +179,11 @@ inline nlohmann::json parse_json_unique_keys(std::string_view text, const std::s
   };
   std::vector<Frame> frames;
   std::string last_key;
-  json::parser_callback_t check = [&](int, json::parse_event_t event, json& parsed) {
+  json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
+    // Real headers and configs nest three levels; a deeper document is refused while it is parsed, since
+    // printing one (json_excerpt) or walking it recurses once per level and would overflow the stack.
+    if (depth > max_json_depth)
+      throw LoadError(display_name + ": JSON nested more than " + std::to_string(max_json_depth) + " levels deep");
     switch (event) {
       case json::parse_event_t::object_start:
         frames.push_back({{}, frames.empty() ? std::string() : last_key});

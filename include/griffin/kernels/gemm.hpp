@@ -62,7 +62,7 @@ void gemm(const float* x, std::size_t tokens, View w, const float* bias, float* 
 #define GRIFFIN_GEMM_MC 288  // rows of X per block, kept in L2
 #endif
 #ifndef GRIFFIN_GEMM_NC
-#define GRIFFIN_GEMM_NC 3072  // outputs per packed W block, kept in L3
+#define GRIFFIN_GEMM_NC 4096  // outputs per packed W block, kept in L3
 #endif
 template <simd::VectorBackend B>
 struct GemmBlocking {
@@ -183,12 +183,31 @@ void pack_weights(View w, std::size_t n0, std::size_t nb, std::size_t k0, std::s
 }
 
 // X rows [m0, m0 + mb) × columns [k0, k0 + kb) as panels of MR rows, k-major ([kb][MR]), zero-padded.
+// `out` needs 8 floats of slack at the end (the vector path stores whole 8-float rows).
 template <std::size_t MR>
 void pack_inputs(const float* x, std::size_t ldx, std::size_t m0, std::size_t mb, std::size_t k0, std::size_t kb,
                  float* out) {
   for (std::size_t p = 0; p < mb; p += MR) {
     float* panel = out + p * kb;
     const std::size_t rows = std::min(MR, mb - p);
+#if defined(__AVX2__)
+    if constexpr (MR <= 8) {
+      if (rows == MR) {
+        // 8 k at a time: MR rows of 8 transposed to 8 rows of MR, each stored as 8 floats whose last
+        // 8 - MR are overwritten by the next k's row (or land in the slack).
+        std::size_t k = 0;
+        for (; k + 8 <= kb; k += 8) {
+          __m256 r8[8];
+          for (std::size_t i = 0; i < 8; ++i)
+            r8[i] = i < MR ? _mm256_loadu_ps(x + (m0 + p + i) * ldx + k0 + k) : _mm256_setzero_ps();
+          transpose8_store(r8, panel + k * MR, MR);
+        }
+        for (; k < kb; ++k)
+          for (std::size_t i = 0; i < MR; ++i) panel[k * MR + i] = x[(m0 + p + i) * ldx + k0 + k];
+        continue;
+      }
+    }
+#endif
     for (std::size_t i = 0; i < rows; ++i) {
       const float* row = x + (m0 + p + i) * ldx + k0;
       for (std::size_t k = 0; k < kb; ++k) panel[k * MR + i] = row[k];
@@ -243,7 +262,7 @@ void gemm_strided(const float* x, std::size_t ldx, std::size_t tokens, View w, c
   const std::size_t nc_max = std::min(Blk::nc, (n_end - n_begin + NR - 1) / NR * NR);
   const std::size_t mc_max = std::min(Blk::mc, (tokens + MR - 1) / MR * MR);
   float* packed_w = w_buffer.get(Blk::kc * nc_max);
-  float* packed_x = x_buffer.get(Blk::kc * mc_max);
+  float* packed_x = x_buffer.get(Blk::kc * mc_max + 8);
   alignas(64) float edge[MR * NR];
   alignas(64) float edge_bias[NR];
 
