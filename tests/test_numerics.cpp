@@ -223,6 +223,13 @@ TEST_CASE_TEMPLATE("the RG-LRU scan is finite and accurate with saturated gates 
   }
   CHECK(non_finite == 0);
   CHECK(inaccurate == 0);
+
+  // The model's path is the fused kernel (scan ⊙ output gate): with a multiplier of 1 it is the scan.
+  std::vector<float> fused(T * W), h(W, 0.0f);
+  const std::vector<float> ones(T * W, 1.0f);
+  kernels::rg_lru_gated<Backend>(x.data(), gate_x.data(), gate_a.data(), log_a_scale.data(), positions.data(), T, W,
+                                 h.data(), ones.data(), fused.data(), 0, W);
+  CHECK(fused == y);
 }
 
 TEST_CASE_TEMPLATE("attention softmax is stable for huge and tiny scores", Backend, GRIFFIN_TEST_BACKENDS) {
