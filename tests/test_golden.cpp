@@ -94,7 +94,7 @@ TEST_CASE_TEMPLATE("every golden case matches the reference through the dynamic 
 }
 
 TEST_CASE("one thread and two threads give identical logits") {
-  const auto one = load_model(dir("tiny-griffin"), {.threads = 1});
+  const auto one = load_model(dir("tiny-griffin"), {.weight_type = std::nullopt, .threads = 1});
   const auto two = one.with_threads(2);
   const Golden g(dir("tiny-griffin") / "golden.safetensors");
   auto s1 = one.new_state(2), s2 = two.new_state(2);
