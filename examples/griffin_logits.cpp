@@ -1,4 +1,4 @@
-// griffin_logits MODEL_DIR IN.safetensors OUT.safetensors [--backend B] [--weights f32|bf16] [--threads N] [--static]
+// griffin_logits MODEL_DIR IN.safetensors OUT.safetensors [--backend B] [--weights f32|bf16|int8] [--threads N] [--static]
 //
 // The tool for checking a checkpoint against a reference. IN holds int32 `tokens` [B, T] and optionally
 // int32 `prefill_len` [1] = P. OUT receives f32 `logits` [B, T, V] from one prefill over the whole
@@ -29,7 +29,7 @@ struct Options {
 [[noreturn]] void usage(const char* message) {
   std::fprintf(stderr,
                "%s\nusage: griffin_logits MODEL_DIR IN.safetensors OUT.safetensors [--backend scalar|xsimd|highway]\n"
-               "                      [--weights f32|bf16] [--threads N] [--static]\n",
+               "                      [--weights f32|bf16|int8] [--threads N] [--static]\n",
                message);
   std::exit(2);
 }
@@ -48,6 +48,7 @@ Options parse(int argc, char** argv) {
       std::string w = value();
       if (w == "f32") o.weights = griffin::WeightType::f32;
       else if (w == "bf16") o.weights = griffin::WeightType::bf16;
+      else if (w == "int8") o.weights = griffin::WeightType::int8;
       else usage(("unknown weight type " + w).c_str());
     } else if (a == "--threads") o.threads = std::stoul(value());
     else if (a == "--static") o.use_static = true;

@@ -4,6 +4,8 @@
 // work is split across threads.
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <cmath>
 #include <limits>
 #include <random>
@@ -26,15 +28,7 @@ std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -
   return v;
 }
 
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  float m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const float d = std::abs(a[i] - b[i]);
-    if (!(d <= m)) m = std::isnan(d) ? INFINITY : d;
-  }
-  return m;
-}
+using test::max_abs_diff;
 
 }  // namespace
 
