@@ -93,11 +93,7 @@ class Model {
                        std::to_string(B) + " sequences");
     const std::size_t T = tokens.size() / B;
     if (T == 0) throw InputError("griffin: empty prompt (prefill needs at least one token per sequence)");
-    const std::size_t need = rows == LogitsRows::all ? B * T * config_.vocab_size
-                             : rows == LogitsRows::last ? B * config_.vocab_size : 0;
-    if (logits.size() < need)
-      throw InputError("griffin: the logits buffer holds " + std::to_string(logits.size()) + " floats but " +
-                       std::to_string(need) + " are needed");
+    check_logits_buffer(logits.size(), rows, B, T);
     forward(state, all_sequences(B).data(), tokens.data(), B, T, rows, logits.data(), observer);
   }
 
@@ -105,8 +101,7 @@ class Model {
                              const HiddenObserver& observer = {}) const {
     const std::size_t B = check_state(state);
     const std::size_t T = tokens.size() / B;
-    std::vector<float> out(rows == LogitsRows::all ? B * T * config_.vocab_size
-                           : rows == LogitsRows::last ? B * config_.vocab_size : 0);
+    std::vector<float> out(logits_size(rows, B, T));
     prefill(state, tokens, out, rows, observer);
     return out;
   }
@@ -138,11 +133,7 @@ class Model {
       throw InputError("griffin: " + std::to_string(tokens.size()) + " tokens do not split into " + std::to_string(S) +
                        " non-empty sequences");
     const std::size_t T = tokens.size() / S;
-    const std::size_t need = rows == LogitsRows::all ? S * T * config_.vocab_size
-                             : rows == LogitsRows::last ? S * config_.vocab_size : 0;
-    if (logits.size() < need)
-      throw InputError("griffin: the logits buffer holds " + std::to_string(logits.size()) + " floats but " +
-                       std::to_string(need) + " are needed");
+    check_logits_buffer(logits.size(), rows, S, T);
     forward(state, sequences.data(), tokens.data(), S, T, rows, logits.data(), {});
   }
 
@@ -157,6 +148,19 @@ class Model {
     std::vector<std::size_t> s(B);
     for (std::size_t b = 0; b < B; ++b) s[b] = b;
     return s;
+  }
+
+  // The floats a prefill of `sequences` × T tokens writes for `rows`.
+  std::size_t logits_size(LogitsRows rows, std::size_t sequences, std::size_t T) const {
+    return rows == LogitsRows::all ? sequences * T * config_.vocab_size
+           : rows == LogitsRows::last ? sequences * config_.vocab_size : 0;
+  }
+
+  void check_logits_buffer(std::size_t size, LogitsRows rows, std::size_t sequences, std::size_t T) const {
+    const std::size_t need = logits_size(rows, sequences, T);
+    if (size < need)
+      throw InputError("griffin: the logits buffer holds " + std::to_string(size) + " floats but " +
+                       std::to_string(need) + " are needed");
   }
 
   std::size_t check_state(const State& state) const {
