@@ -1,6 +1,7 @@
 // Every vector backend against the C++ standard library, lane by lane: the IEEE operations bit for bit,
 // exp/expm1/tanh within the tolerances stated below, and the edge values kernels rely on (overflow to
-// inf, underflow to 0, saturation of tanh, NaN in NaN out).
+// inf, underflow to 0, saturation of tanh, NaN in NaN out). Then simd/math.hpp's saturating exp, expm1
+// and sigmoid, built from the policy, on every backend against long double.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "griffin/simd/default.hpp"
+#include "griffin/simd/math.hpp"
 
 namespace {
 
@@ -198,6 +200,37 @@ TEST_CASE("max and min return what std::max and std::min return, NaN and signed 
   });
 }
 
+TEST_CASE("round goes to the nearest integer, ties to even, exactly as std::nearbyint") {
+  std::vector<float> x = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 0.49999997f, -0.49999997f, 126.5f, -125.5f,
+                          0.0f, -0.0f, 8388607.5f, 1e30f, -1e30f, kInf, -kInf, kNaN};
+  const auto more = grid(-130.0, 130.0, 0.0137);
+  x.insert(x.end(), more.begin(), more.end());
+  for_each_tested_backend([&]<class B>() {
+    SUBCASE(label<B>().c_str()) {
+      const auto got = map_lanes<B>([](auto v) { return B::round(v); }, x);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        CAPTURE(x[i]);
+        CHECK(same_bits(got[i], std::nearbyint(x[i])));
+      }
+    }
+  });
+}
+
+TEST_CASE("pow2 is 2^n exactly for every integral n from -126 to 127") {
+  std::vector<float> n;
+  for (int k = -126; k <= 127; ++k) n.push_back(static_cast<float>(k));
+  n.push_back(-0.0f);
+  for_each_tested_backend([&]<class B>() {
+    SUBCASE(label<B>().c_str()) {
+      const auto got = map_lanes<B>([](auto v) { return B::pow2(v); }, n);
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        CAPTURE(n[i]);
+        CHECK(same_bits(got[i], std::ldexp(1.0f, static_cast<int>(n[i]))));
+      }
+    }
+  });
+}
+
 TEST_CASE("fma rounds once") {
   // (1 + 2^-12)(1 - 2^-12) - 1 is -2^-24 when fused and 0 when the product is rounded first.
   std::vector<float> a = {1.0f + 0x1p-12f}, b = {1.0f - 0x1p-12f}, c = {-1.0f};
@@ -337,6 +370,80 @@ TEST_CASE("reduce_add and reduce_max are exact on small integers, whichever lane
       }
       CHECK(B::reduce_add(B::set(1.0f)) == static_cast<float>(L));
       CHECK(B::reduce_max(B::set(-kInf)) == -kInf);
+    }
+  });
+}
+
+namespace {
+// simd/math.hpp's 2^y: a polynomial good to 1.1e-8 and a few roundings.
+constexpr double kExp2RelTol = 3e-7;
+}  // namespace
+
+TEST_CASE("the saturating 2^y is accurate over the float range and saturates beyond it") {
+  const std::vector<float> y = grid(-126.0, 127.0, 1.7e-3);
+  const std::vector<float> edges = {-126.5f, -200.0f, -1e30f, -kInf, 127.5f, 200.0f, 1e30f, kInf, kNaN};
+  for_each_tested_backend([&]<class B>() {
+    SUBCASE(label<B>().c_str()) {
+      const auto got = map_lanes<B>([](auto v) { return exp2_saturating<B>(v); }, y);
+      double worst = 0.0;
+      for (std::size_t i = 0; i < y.size(); ++i) worst = std::max(worst, relative_error(got[i], std::exp2(double(y[i]))));
+      CHECK(worst < kExp2RelTol);
+
+      const auto edge = map_lanes<B>([](auto v) { return exp2_saturating<B>(v); }, edges);
+      for (std::size_t i = 0; i <= 3; ++i) CHECK(edge[i] == 0x1p-126f);
+      for (std::size_t i = 4; i <= 7; ++i) CHECK(edge[i] == 0x1p127f);
+      CHECK(std::isnan(edge[8]));
+    }
+  });
+}
+
+TEST_CASE("the saturating 2^y - 1 keeps its relative accuracy as y -> 0, where the RG-LRU needs it") {
+  std::vector<float> y = grid(-126.0, 127.0, 1.7e-3);
+  for (double e = -37.0; e <= 0.0; e += 0.01) {  // down to the normal floats' end; subnormals lose digits anyway
+    y.push_back(static_cast<float>(std::pow(10.0, e)));
+    y.push_back(-static_cast<float>(std::pow(10.0, e)));
+  }
+  const std::vector<float> edges = {0.0f, -0.0f, -127.0f, -1e30f, -kInf, kNaN};
+  for_each_tested_backend([&]<class B>() {
+    SUBCASE(label<B>().c_str()) {
+      const auto got = map_lanes<B>([](auto v) { return exp2m1_saturating<B>(v); }, y);
+      double worst = 0.0;
+      for (std::size_t i = 0; i < y.size(); ++i)
+        worst = std::max(worst, relative_error(got[i], std::expm1(double(y[i]) * std::log(2.0))));
+      CHECK(worst < kExp2RelTol);
+      const auto edge = map_lanes<B>([](auto v) { return exp2m1_saturating<B>(v); }, edges);
+      CHECK(same_bits(edge[0], 0.0f));
+      for (std::size_t i = 2; i <= 4; ++i) CHECK(edge[i] == -1.0f);
+      CHECK(std::isnan(edge[5]));
+    }
+  });
+}
+
+TEST_CASE("times_sigmoid is numerator · σ(z), finite for every finite input") {
+  const std::vector<float> z = grid(-88.0, 88.0, 1.1e-3);
+  const std::vector<float> ones(z.size(), 1.0f);
+  const std::vector<float> edge_z = {-1e30f, 1e30f, -kInf, kInf, 0.0f, 0.0f, kNaN};
+  const std::vector<float> edge_num = {1.0f, 3.0f, 1.0f, -2.0f, 1e30f, std::numeric_limits<float>::max(), 1.0f};
+  for_each_tested_backend([&]<class B>() {
+    SUBCASE(label<B>().c_str()) {
+      const auto op = [](auto num, auto v) { return times_sigmoid<B>(num, v); };
+      const auto got = map_lanes<B>(op, ones, z);
+      std::size_t outside = 0;
+      for (std::size_t i = 0; i < z.size(); ++i) {
+        const double want = 1.0 / (1.0 + std::exp(-double(z[i])));
+        // Rounding -z·log2(e) before the exponential: |z|·1e-7 relative, which matters only where σ is tiny.
+        outside += relative_error(got[i], want) > kExp2RelTol + 1e-7 * std::abs(z[i]);
+        outside += std::abs(got[i] - want) > kExp2RelTol;
+      }
+      CHECK(outside == 0);
+      const auto edge = map_lanes<B>(op, edge_num, edge_z);
+      CHECK((edge[0] > 0.0f && edge[0] < 1e-38f));  // σ(-88) stands in for anything smaller
+      CHECK(edge[1] == 3.0f);
+      CHECK((edge[2] > 0.0f && edge[2] < 1e-38f));
+      CHECK(edge[3] == -2.0f);
+      CHECK(edge[4] == 5e29f);
+      CHECK(edge[5] == std::numeric_limits<float>::max() / 2);
+      CHECK(std::isnan(edge[6]));
     }
   });
 }

@@ -1,5 +1,5 @@
-// Element-wise functions: GeLU (tanh approximation, as `gelu_pytorch_tanh`), the gated GeLU of the MLP,
-// the sigmoid of the RG-LRU gates and the logits soft cap.
+// Element-wise functions: GeLU (tanh approximation, as `gelu_pytorch_tanh`), the gated GeLU of the MLP
+// and the logits soft cap. (The RG-LRU's sigmoids are in simd/math.hpp.)
 #pragma once
 
 #include <cmath>
@@ -39,13 +39,6 @@ typename B::vec gelu_tanh(typename B::vec x) {
 }
 inline float gelu_tanh_scalar(float x) {
   return 0.5f * x * (1.0f + std::tanh(gelu_k * (x + gelu_c * x * x * x)));
-}
-
-// 1 / (1 + exp(-x)), written so that neither large |x| overflows to NaN.
-template <simd::VectorBackend B>
-typename B::vec sigmoid(typename B::vec x) {
-  auto clamped = B::max(B::min(x, B::set(88.0f)), B::set(-88.0f));
-  return B::div(B::set(1.0f), B::add(B::set(1.0f), B::exp(B::sub(B::zero(), clamped))));
 }
 }  // namespace detail
 

@@ -30,6 +30,8 @@ concept VectorBackend = requires(typename B::vec v, const float* p, float* q, co
   { B::min(v, v) } -> std::same_as<typename B::vec>;
   { B::fma(v, v, v) } -> std::same_as<typename B::vec>;    // a * b + c
   { B::sqrt(v) } -> std::same_as<typename B::vec>;
+  { B::round(v) } -> std::same_as<typename B::vec>;       // to the nearest integer, ties to even
+  { B::pow2(v) } -> std::same_as<typename B::vec>;        // 2^n, exact, for integral n in [-126, 127]
   { B::exp(v) } -> std::same_as<typename B::vec>;
   { B::expm1(v) } -> std::same_as<typename B::vec>;       // exp(v) - 1, accurate near 0
   { B::tanh(v) } -> std::same_as<typename B::vec>;

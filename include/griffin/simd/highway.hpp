@@ -54,6 +54,13 @@ struct BasicHighway {
   // Rounds once where the target has FMA (HWY_NATIVE_FMA); the SSSE3/SSE4 targets round a * b first.
   static vec fma(vec a, vec b, vec c) { return hn::MulAdd(a, b, c); }
   static vec sqrt(vec a) { return hn::Sqrt(a); }
+  static vec round(vec a) { return hn::Round(a); }
+  // Adding 1.5·2^23 + 127 puts n + 127 in the low mantissa bits (exactly, for integral |n| < 2^22); shifted
+  // up by 23 they are the biased exponent of 2^n, and the bit that held the 1.5 falls off the top.
+  static vec pow2(vec n) {
+    const hn::RebindToSigned<D> di;
+    return hn::BitCast(D(), hn::ShiftLeft<23>(hn::BitCast(di, hn::Add(n, hn::Set(D(), 12583039.0f)))));
+  }
   static vec tanh(vec a) { return hn::Tanh(D(), a); }
   static float reduce_add(vec a) { return hn::GetLane(hn::SumOfLanes(D(), a)); }
   static float reduce_max(vec a) { return hn::GetLane(hn::MaxOfLanes(D(), a)); }

@@ -28,6 +28,8 @@ struct Scalar {
   static vec min(vec a, vec b) { return std::min(a, b); }
   static vec fma(vec a, vec b, vec c) { return std::fma(a, b, c); }
   static vec sqrt(vec a) { return std::sqrt(a); }
+  static vec round(vec a) { return std::nearbyint(a); }
+  static vec pow2(vec n) { return std::isnan(n) ? n : std::ldexp(1.0f, static_cast<int>(n)); }
   static vec exp(vec a) { return std::exp(a); }
   static vec expm1(vec a) { return std::expm1(a); }
   static vec tanh(vec a) { return std::tanh(a); }

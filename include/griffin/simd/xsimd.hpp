@@ -55,6 +55,13 @@ struct BasicXsimd {
 #endif
   }
   static vec sqrt(vec a) { return xsimd::sqrt(a); }
+  static vec round(vec a) { return xsimd::nearbyint(a); }
+  // Adding 1.5·2^23 + 127 puts n + 127 in the low mantissa bits (exactly, for integral |n| < 2^22); shifted
+  // up by 23 they are the biased exponent of 2^n, and the bit that held the 1.5 falls off the top.
+  static vec pow2(vec n) {
+    using ints = xsimd::batch<std::int32_t, Arch>;
+    return xsimd::bitwise_cast<vec>(xsimd::bitwise_cast<ints>(n + vec(pow2_magic)) << 23);
+  }
   static vec exp(vec a) { return xsimd::exp(a); }
   static vec expm1(vec a) { return xsimd::expm1(a); }
   static vec tanh(vec a) { return xsimd::tanh(a); }
@@ -130,6 +137,7 @@ struct BasicXsimd {
  private:
   // On x86 the register's size says which of __m128, __m256 and __m512 it is.
   static constexpr std::size_t register_bytes = sizeof(typename vec::register_type);
+  static constexpr float pow2_magic = 12583039.0f;  // 1.5·2^23 + 127
 
 #if defined(__AVX__)
   static float max_of_lanes(__m256 v) {

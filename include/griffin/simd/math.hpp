@@ -1,0 +1,71 @@
+// 2^y, 2^y - 1 and the sigmoid written once over the vector policy, for the RG-LRU's gates and decay.
+//
+// The libraries' general exp (B::exp) costs about 30 vector operations, and the RG-LRU evaluates three
+// exponentials per channel and token: with it the scan was compute-bound at a third of its streaming
+// floor (docs/performance.md). These split y = n + f with n = round(y) and f = y - n (exact, |f| ≤ 1/2),
+// take 2^f - 1 = f·P(f) from one polynomial and 2^n exactly from its exponent bits: about 12 operations,
+// within 3e-7 relative error (tests/test_simd_backends.cpp). Base 2 saves the two-part ln 2 reduction a
+// natural exp needs; the RG-LRU computes its decay in base 2 from the start.
+#pragma once
+
+#include "griffin/simd/backend.hpp"
+
+namespace griffin::simd {
+
+namespace detail {
+inline constexpr float log2_e = 1.44269504088896341f;
+// 2^f - 1 = f · P(f) on |f| ≤ 1/2, P of degree 5 fitted by a Remez exchange minimising the relative error
+// of 2^f - 1 (so also of 2^f): 1.1e-8 before rounding to float.
+inline constexpr float exp2m1_p0 = 6.931471879e-01f;
+inline constexpr float exp2m1_p1 = 2.402264979e-01f;
+inline constexpr float exp2m1_p2 = 5.550357434e-02f;
+inline constexpr float exp2m1_p3 = 9.618237494e-03f;
+inline constexpr float exp2m1_p4 = 1.339073548e-03f;
+inline constexpr float exp2m1_p5 = 1.540351276e-04f;
+// Where 2^n stays a normal float.
+inline constexpr float exp2_lowest = -126.0f;
+inline constexpr float exp2_highest = 127.0f;
+
+// y clamped to [-126, 127] and split as n + f: returns 2^f - 1 and sets two_n = 2^n.
+template <VectorBackend B>
+typename B::vec exp2m1_of_split(typename B::vec y, typename B::vec& two_n) {
+  y = B::max(B::min(y, B::set(exp2_highest)), B::set(exp2_lowest));  // NaN stays NaN
+  const auto n = B::round(y);
+  const auto f = B::sub(y, n);
+  auto p = B::fma(B::set(exp2m1_p5), f, B::set(exp2m1_p4));
+  p = B::fma(p, f, B::set(exp2m1_p3));
+  p = B::fma(p, f, B::set(exp2m1_p2));
+  p = B::fma(p, f, B::set(exp2m1_p1));
+  p = B::fma(p, f, B::set(exp2m1_p0));
+  two_n = B::pow2(n);
+  return B::mul(f, p);
+}
+}  // namespace detail
+
+// 2^y, saturating at 2^-126 and 2^127 (1.2e-38 and 1.7e38) instead of reaching 0 and infinity.
+template <VectorBackend B>
+typename B::vec exp2_saturating(typename B::vec y) {
+  typename B::vec two_n;
+  const auto q = detail::exp2m1_of_split<B>(y, two_n);
+  return B::fma(two_n, q, two_n);  // 2^n · (1 + q)
+}
+
+// 2^y - 1, accurate near 0 (relative error ~1e-7 as y → 0), saturating like exp2_saturating.
+template <VectorBackend B>
+typename B::vec exp2m1_saturating(typename B::vec y) {
+  typename B::vec two_n;
+  const auto q = detail::exp2m1_of_split<B>(y, two_n);
+  return B::fma(two_n, q, B::sub(two_n, B::set(1.0f)));  // 2^n · (1 + q) - 1; exactly q where n = 0
+}
+
+// numerator / (1 + e^-z) = numerator · σ(z); the division takes the numerator so σ is never rounded on
+// its own. e^-z is 2^(-z·log2 e), and rounding that product costs σ a relative error of up to |z|·1e-7
+// where σ is tiny (z ≪ 0) and nothing where σ is near 1. For z < -88, σ(z) is σ(-88) ≈ 6e-39 instead,
+// below float resolution of anything it meets.
+template <VectorBackend B>
+typename B::vec times_sigmoid(typename B::vec numerator, typename B::vec z) {
+  const auto e_minus_z = exp2_saturating<B>(B::mul(z, B::set(-detail::log2_e)));
+  return B::div(numerator, B::add(B::set(1.0f), e_minus_z));
+}
+
+}  // namespace griffin::simd
