@@ -524,6 +524,29 @@ TEST_CASE("conversions refuse what they cannot convert") {
                        doctest::Contains("has 2 elements but the destination holds 1"), LoadError);
 }
 
+TEST_CASE("a range of a tensor converts to the same floats as the whole tensor, and no further") {
+  const std::vector<float> f32{1.0f, -2.5f, 3.25f, 1e-3f, -7.0f, 0.5f};
+  std::vector<griffin::bf16> bf(f32.size());
+  for (std::size_t i = 0; i < f32.size(); ++i) bf[i] = griffin::f32_to_bf16(f32[i]);
+  const std::vector<TensorToWrite> tensors{{"f", DType::f32, {2, 3}, as_bytes(f32)},
+                                           {"b", DType::bf16, {2, 3}, as_bytes(bf)}};
+  const auto image = griffin::io::serialize_safetensors(tensors);
+  const auto file = SafetensorsFile::parse(image, "range.safetensors");
+  for (const char* name : {"f", "b"}) {
+    CAPTURE(name);
+    const auto& t = *file.find(name);
+    const std::vector<float> whole = griffin::io::to_f32(t);
+    std::vector<float> row(3);
+    for (std::size_t r = 0; r < 2; ++r) {
+      griffin::io::read_f32(t, r * 3, row);
+      CHECK(row == std::vector<float>(whole.begin() + std::ptrdiff_t(r * 3), whole.begin() + std::ptrdiff_t(r * 3 + 3)));
+    }
+    CHECK_THROWS_WITH_AS(griffin::io::read_f32(t, 4, row), doctest::Contains("has 6 elements, not 4 + 3"), LoadError);
+    CHECK_THROWS_WITH_AS(griffin::io::read_f32(t, 7, std::span<float>()), doctest::Contains("has 6 elements, not 7 + 0"),
+                         LoadError);
+  }
+}
+
 TEST_CASE("the writer refuses inconsistent tensors") {
   const std::vector<float> three(3);
   const std::vector<TensorToWrite> wrong_size{{"w", DType::f32, {2, 2}, as_bytes(three)}};

@@ -3,6 +3,7 @@
 // are reproducible, and give the same logits bit for bit on one thread or two.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -45,6 +46,37 @@ TEST_CASE("kjv-griffin with int8 weights stays within 0.2 (max) and 0.05 (rms) o
   CHECK(error < 0.2f);
   CHECK(rms < 0.05);
   CHECK(error > 0.0f);  // it really ran quantised
+}
+
+TEST_CASE("converting at load time, row by row, gives the whole matrix's conversion exactly") {
+  // kjv-griffin is stored in bf16 and tiny-griffin in f32; the loader converts a row at a time.
+  const auto check = [](const char* name, WeightType storage) {
+    CAPTURE(name);
+    const auto dir = test::data_dir() / name;
+    LoadOptions options;
+    options.weight_type = storage;
+    const auto model = load_model(dir, options);
+    const auto checkpoint = io::Checkpoint::open(dir);
+    const std::vector<float> values = io::to_f32(*checkpoint.find("model.embed_tokens.weight"));
+    const Matrix& got = model.weights().embed_tokens;
+    REQUIRE(got.type() == storage);
+    const std::size_t rows = got.rows(), cols = got.cols();
+    REQUIRE(values.size() == rows * cols);
+    if (storage == WeightType::int8) {
+      const Matrix want = Matrix::quantized_int8(values.data(), rows, cols);
+      const auto g = got.int8_view(), w = want.int8_view();
+      CHECK(std::equal(g.data, g.data + rows * cols, w.data));
+      CHECK(std::equal(g.scales, g.scales + rows, w.scales));
+    } else {
+      const auto g = got.bf16_view();
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < rows * cols; ++i) differ += g.data[i].bits != f32_to_bf16(values[i]).bits;
+      CHECK(differ == 0);
+    }
+  };
+  check("kjv-griffin", WeightType::int8);
+  check("tiny-griffin", WeightType::int8);
+  check("tiny-griffin", WeightType::bf16);
 }
 
 namespace {

@@ -593,30 +593,32 @@ class Checkpoint {
 
 // ---- Converting tensors ----
 
-// Converts an F32, BF16 or F16 tensor to float32 into `out` (which must hold element_count() values).
-inline void read_f32(const TensorView& t, std::span<float> out) {
+// Converts elements [first, first + out.size()) of an F32, BF16 or F16 tensor to float32 into `out`
+// (a row at a time lets the loader quantise or round a matrix without a float copy of all of it).
+inline void read_f32(const TensorView& t, std::size_t first, std::span<float> out) {
   const std::size_t n = t.element_count();
-  if (out.size() != n)
-    throw LoadError(detail::where(t) + ": has " + std::to_string(n) + " elements but the destination holds " +
-                    std::to_string(out.size()));
+  if (first > n || out.size() > n - first)
+    throw LoadError(detail::where(t) + ": has " + std::to_string(n) + " elements, not " +
+                    std::to_string(first) + " + " + std::to_string(out.size()));
   if (t.size_bytes != n * dtype_size(t.dtype))
     throw LoadError(detail::where(t) + ": " + std::to_string(t.size_bytes) + " bytes for " + std::to_string(n) +
                     " elements of " + std::string(dtype_name(t.dtype)));
+  const std::size_t count = out.size();
   switch (t.dtype) {
     case DType::f32:
-      if (n) std::memcpy(out.data(), t.data, n * sizeof(float));
+      if (count) std::memcpy(out.data(), t.data + 4 * first, count * sizeof(float));
       return;
     case DType::bf16:
-      for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t i = 0; i < count; ++i) {
         bf16 v;
-        std::memcpy(&v.bits, t.data + 2 * i, 2);
+        std::memcpy(&v.bits, t.data + 2 * (first + i), 2);
         out[i] = bf16_to_f32(v);
       }
       return;
     case DType::f16:
-      for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t i = 0; i < count; ++i) {
         std::uint16_t h;
-        std::memcpy(&h, t.data + 2 * i, 2);
+        std::memcpy(&h, t.data + 2 * (first + i), 2);
         out[i] = f16_to_f32(h);
       }
       return;
@@ -624,6 +626,15 @@ inline void read_f32(const TensorView& t, std::span<float> out) {
       throw LoadError(detail::where(t) + ": dtype " + std::string(dtype_name(t.dtype)) +
                       " cannot be read as float32 (expected F32, BF16 or F16)");
   }
+}
+
+// Converts a whole F32, BF16 or F16 tensor to float32 into `out` (which must hold element_count() values).
+inline void read_f32(const TensorView& t, std::span<float> out) {
+  const std::size_t n = t.element_count();
+  if (out.size() != n)
+    throw LoadError(detail::where(t) + ": has " + std::to_string(n) + " elements but the destination holds " +
+                    std::to_string(out.size()));
+  read_f32(t, 0, out);
 }
 
 inline std::vector<float> to_f32(const TensorView& t) {
