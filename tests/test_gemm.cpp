@@ -50,12 +50,12 @@ void for_each_weight_type(const Weights3& w, F&& f) {
 }
 
 // Sizes that exercise partial micro-tiles (rows not a multiple of 6, outputs not a multiple of 2·lanes),
-// several K blocks (K = 300, 520 beyond kc), row blocks (T = 300 beyond mc) and W blocks (N = 3100 beyond nc).
+// several K blocks (K = 520, 1100 beyond kc), row blocks (T = 300 beyond mc) and W blocks (N = 3100 beyond nc).
 struct Dims {
   std::size_t tokens, k, n;
 };
-constexpr Dims gemm_dims[] = {{1, 1, 1},      {8, 3, 5},     {13, 17, 33}, {6, 64, 32},  {7, 300, 70},
-                              {150, 129, 47}, {9, 520, 100}, {300, 20, 40}, {20, 40, 3100}};
+constexpr Dims gemm_dims[] = {{1, 1, 1},      {8, 3, 5},     {13, 17, 33},  {6, 64, 32},    {7, 300, 70},
+                              {150, 129, 47}, {9, 520, 100}, {300, 20, 40}, {20, 40, 3100}, {14, 1100, 70}};
 
 }  // namespace
 

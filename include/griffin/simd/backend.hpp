@@ -39,4 +39,21 @@ concept VectorBackend = requires(typename B::vec v, const float* p, float* q, co
   { B::reduce_max(v) } -> std::convertible_to<float>;
 };
 
+// Hints that the cache line holding p will be read (or written) soon; no-ops where the compiler has no
+// builtin for them.
+inline void prefetch(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p);
+#else
+  (void)p;
+#endif
+}
+inline void prefetch_for_write(void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 1);
+#else
+  (void)p;
+#endif
+}
+
 }  // namespace griffin::simd
