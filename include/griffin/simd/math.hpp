@@ -3,7 +3,7 @@
 // The libraries' general exp (B::exp) costs about 30 vector operations, and the RG-LRU evaluates three
 // exponentials per channel and token: with it the scan was compute-bound at a third of its streaming
 // floor (docs/performance.md). These split y = n + f with n = round(y) and f = y - n (exact, |f| ≤ 1/2),
-// take 2^f - 1 = f·P(f) from one polynomial and 2^n exactly from its exponent bits: about 12 operations,
+// take 2^f from a short polynomial and 2^n exactly from its exponent bits: about 12 operations,
 // within 3e-7 relative error (tests/test_simd_backends.cpp). Base 2 saves the two-part ln 2 reduction a
 // natural exp needs; the RG-LRU computes its decay in base 2 from the start.
 #pragma once
@@ -14,48 +14,55 @@ namespace griffin::simd {
 
 namespace detail {
 inline constexpr float log2_e = 1.44269504088896341f;
-// 2^f - 1 = f · P(f) on |f| ≤ 1/2, P of degree 5 fitted by a Remez exchange minimising the relative error
-// of 2^f - 1 (so also of 2^f): 1.1e-8 before rounding to float.
-inline constexpr float exp2m1_p0 = 6.931471879e-01f;
-inline constexpr float exp2m1_p1 = 2.402264979e-01f;
-inline constexpr float exp2m1_p2 = 5.550357434e-02f;
-inline constexpr float exp2m1_p3 = 9.618237494e-03f;
-inline constexpr float exp2m1_p4 = 1.339073548e-03f;
-inline constexpr float exp2m1_p5 = 1.540351276e-04f;
 // Where 2^n stays a normal float.
 inline constexpr float exp2_lowest = -126.0f;
 inline constexpr float exp2_highest = 127.0f;
 
-// y clamped to [-126, 127] and split as n + f: returns 2^f - 1 and sets two_n = 2^n.
+// y clamped to [-126, 127] and split as n + f with n = round(y), |f| ≤ 1/2 (exact), and 2^n.
 template <VectorBackend B>
-typename B::vec exp2m1_of_split(typename B::vec y, typename B::vec& two_n) {
+struct SplitExponent {
+  typename B::vec f, two_n;
+};
+template <VectorBackend B>
+SplitExponent<B> split_exponent(typename B::vec y) {
   y = B::max(B::min(y, B::set(exp2_highest)), B::set(exp2_lowest));  // NaN stays NaN
   const auto n = B::round(y);
-  const auto f = B::sub(y, n);
-  auto p = B::fma(B::set(exp2m1_p5), f, B::set(exp2m1_p4));
-  p = B::fma(p, f, B::set(exp2m1_p3));
-  p = B::fma(p, f, B::set(exp2m1_p2));
-  p = B::fma(p, f, B::set(exp2m1_p1));
-  p = B::fma(p, f, B::set(exp2m1_p0));
-  two_n = B::pow2(n);
-  return B::mul(f, p);
+  return {B::sub(y, n), B::pow2(n)};
+}
+
+// Polynomials on |f| ≤ 1/2, each fitted by a Remez exchange to the error that matters for its use:
+// 2^f = 1 + f · P4(f), degree 4, for the relative error of 2^f (9.2e-8 before rounding to float);
+// 2^f - 1 = f · P5(f), degree 5, for the relative error of 2^f - 1, which stays small as f → 0 (1.1e-8).
+template <VectorBackend B>
+typename B::vec exp2_p4(typename B::vec f) {
+  auto p = B::fma(B::set(1.326472720e-03f), f, B::set(9.671512640e-03f));
+  p = B::fma(p, f, B::set(5.550733743e-02f));
+  p = B::fma(p, f, B::set(2.402224209e-01f));
+  return B::fma(p, f, B::set(6.931469776e-01f));
+}
+template <VectorBackend B>
+typename B::vec exp2m1_p5(typename B::vec f) {
+  auto p = B::fma(B::set(1.540351276e-04f), f, B::set(1.339073548e-03f));
+  p = B::fma(p, f, B::set(9.618237494e-03f));
+  p = B::fma(p, f, B::set(5.550357434e-02f));
+  p = B::fma(p, f, B::set(2.402264979e-01f));
+  return B::fma(p, f, B::set(6.931471879e-01f));
 }
 }  // namespace detail
 
 // 2^y, saturating at 2^-126 and 2^127 (1.2e-38 and 1.7e38) instead of reaching 0 and infinity.
 template <VectorBackend B>
 typename B::vec exp2_saturating(typename B::vec y) {
-  typename B::vec two_n;
-  const auto q = detail::exp2m1_of_split<B>(y, two_n);
-  return B::fma(two_n, q, two_n);  // 2^n · (1 + q)
+  const auto [f, two_n] = detail::split_exponent<B>(y);
+  return B::fma(two_n, B::mul(f, detail::exp2_p4<B>(f)), two_n);  // 2^n · (1 + f·P4(f))
 }
 
 // 2^y - 1, accurate near 0 (relative error ~1e-7 as y → 0), saturating like exp2_saturating.
 template <VectorBackend B>
 typename B::vec exp2m1_saturating(typename B::vec y) {
-  typename B::vec two_n;
-  const auto q = detail::exp2m1_of_split<B>(y, two_n);
-  return B::fma(two_n, q, B::sub(two_n, B::set(1.0f)));  // 2^n · (1 + q) - 1; exactly q where n = 0
+  const auto [f, two_n] = detail::split_exponent<B>(y);
+  // 2^n · (1 + q) - 1 with q = 2^f - 1: exactly q where n = 0.
+  return B::fma(two_n, B::mul(f, detail::exp2m1_p5<B>(f)), B::sub(two_n, B::set(1.0f)));
 }
 
 // numerator / (1 + e^-z) = numerator · σ(z); the division takes the numerator so σ is never rounded on
