@@ -149,6 +149,7 @@ void rg_lru_rows(const float* x, const float* gate_x, const float* gate_a, const
   // The inputs are fetched in software, rg_lru_prefetch_floats ahead along this call's own walk (its channel
   // range, row after row): with the hardware prefetcher alone the loads stalled the arithmetic, and split
   // across threads each walk jumps a row every few KiB, which it follows even less.
+  constexpr std::size_t floats_per_line = 64 / sizeof(float);
   const std::size_t span = c_end - c_begin;
   const std::size_t ahead_rows = span ? rg_lru_prefetch_floats / span : 0;
   const std::size_t ahead_cols = span ? rg_lru_prefetch_floats % span : 0;
@@ -159,7 +160,7 @@ void rg_lru_rows(const float* x, const float* gate_x, const float* gate_a, const
     std::size_t c = c_begin;
     for (; c + L <= c_end; c += L) {
       const std::size_t at = row + c;
-      if (ahead_t < tokens) {
+      if (ahead_t < tokens && ahead_c % floats_per_line < L) {  // once per cache line, whatever the lanes
         const std::size_t ahead = ahead_t * width + ahead_c;
         simd::prefetch(x + ahead);
         simd::prefetch(gate_x + ahead);
