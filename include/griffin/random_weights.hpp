@@ -91,37 +91,12 @@ inline Matrix random_matrix(std::size_t rows, std::size_t cols, float stddev, We
                             std::uint64_t key) {
   const RandomStream rs(seed, key);
   auto value = [&](std::size_t r, std::size_t c) { return stddev * rs.normal(std::uint64_t(r) * cols + c); };
-  switch (type) {
-    case WeightType::f32: {
-      std::vector<float> v(rows * cols);
-      fill_rows_in_parallel(rows, cols, [&](std::size_t r0, std::size_t r1) {
-        for (std::size_t r = r0; r < r1; ++r)
-          for (std::size_t c = 0; c < cols; ++c) v[r * cols + c] = value(r, c);
-      });
-      return Matrix::owned_f32(std::move(v), rows, cols);
-    }
-    case WeightType::bf16: {
-      std::vector<bf16> v(rows * cols);
-      fill_rows_in_parallel(rows, cols, [&](std::size_t r0, std::size_t r1) {
-        for (std::size_t r = r0; r < r1; ++r)
-          for (std::size_t c = 0; c < cols; ++c) v[r * cols + c] = f32_to_bf16(value(r, c));
-      });
-      return Matrix::owned_bf16(std::move(v), rows, cols);
-    }
-    case WeightType::int8: {
-      std::vector<std::int8_t> q(rows * cols);
-      std::vector<float> scales(rows);
-      fill_rows_in_parallel(rows, cols, [&](std::size_t r0, std::size_t r1) {
-        std::vector<float> row(cols);
-        for (std::size_t r = r0; r < r1; ++r) {
-          for (std::size_t c = 0; c < cols; ++c) row[c] = value(r, c);
-          scales[r] = kernels::quantize_int8_row(row.data(), cols, q.data() + r * cols);
-        }
-      });
-      return Matrix::owned_int8(std::move(q), std::move(scales), rows, cols);
-    }
-  }
-  return {};
+  return Matrix::from_rows(
+      type, rows, cols,
+      [&](std::size_t r, std::span<float> row) {
+        for (std::size_t c = 0; c < cols; ++c) row[c] = value(r, c);
+      },
+      [&](std::size_t n, auto&& body) { fill_rows_in_parallel(n, cols, body); });
 }
 
 }  // namespace detail

@@ -3,9 +3,11 @@
 // file already holds that type; small tensors are converted to f32 and re-laid out for the kernels.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,6 +19,15 @@
 namespace griffin {
 
 // A [rows, cols] weight matrix in f32 or bf16, either owned or borrowed from a mapped file.
+namespace detail {
+struct OneRange {
+  template <class Body>
+  void operator()(std::size_t rows, Body&& body) const {
+    body(std::size_t(0), rows);
+  }
+};
+}  // namespace detail
+
 class Matrix {
  public:
   Matrix() = default;
@@ -38,18 +49,52 @@ class Matrix {
     m.data_ = m.bf16_.data();
     return m;
   }
+  // A [rows, cols] matrix stored as `type` from rows given in float: fill_row(r, row) writes row r into
+  // `row` (cols floats), which is then rounded to bf16 or quantised to int8 (kernels::quantize_int8_row)
+  // one row at a time, so no float copy of the whole matrix is held. for_ranges(rows, body) calls
+  // body(r0, r1) over ranges covering [0, rows), possibly on several threads at once; the default is
+  // one range.
+  template <class FillRow, class ForRanges = detail::OneRange>
+  static Matrix from_rows(WeightType type, std::size_t rows, std::size_t cols, FillRow fill_row,
+                          ForRanges for_ranges = {}) {
+    switch (type) {
+      case WeightType::f32: {
+        std::vector<float> v(rows * cols);
+        for_ranges(rows, [&](std::size_t r0, std::size_t r1) {
+          for (std::size_t r = r0; r < r1; ++r) fill_row(r, std::span<float>(v.data() + r * cols, cols));
+        });
+        return owned_f32(std::move(v), rows, cols);
+      }
+      case WeightType::bf16: {
+        std::vector<bf16> v(rows * cols);
+        for_ranges(rows, [&](std::size_t r0, std::size_t r1) {
+          std::vector<float> row(cols);
+          for (std::size_t r = r0; r < r1; ++r) {
+            fill_row(r, std::span<float>(row));
+            for (std::size_t c = 0; c < cols; ++c) v[r * cols + c] = f32_to_bf16(row[c]);
+          }
+        });
+        return owned_bf16(std::move(v), rows, cols);
+      }
+      case WeightType::int8: {
+        std::vector<std::int8_t> q(rows * cols);
+        std::vector<float> scales(rows);
+        for_ranges(rows, [&](std::size_t r0, std::size_t r1) {
+          std::vector<float> row(cols);
+          for (std::size_t r = r0; r < r1; ++r) {
+            fill_row(r, std::span<float>(row));
+            scales[r] = kernels::quantize_int8_row(row.data(), cols, q.data() + r * cols);
+          }
+        });
+        return owned_int8(std::move(q), std::move(scales), rows, cols);
+      }
+    }
+    throw std::invalid_argument("griffin::Matrix: unknown weight type");
+  }
   // Quantises f32 values [rows, cols] to int8 with one scale per row (kernels::quantize_int8_row).
   static Matrix quantized_int8(const float* values, std::size_t rows, std::size_t cols) {
-    Matrix m;
-    m.type_ = WeightType::int8;
-    m.rows_ = rows;
-    m.cols_ = cols;
-    m.int8_.resize(rows * cols);
-    m.scales_.resize(rows);
-    for (std::size_t r = 0; r < rows; ++r)
-      m.scales_[r] = kernels::quantize_int8_row(values + r * cols, cols, m.int8_.data() + r * cols);
-    m.data_ = m.int8_.data();
-    return m;
+    return from_rows(WeightType::int8, rows, cols,
+                     [&](std::size_t r, std::span<float> row) { std::copy_n(values + r * cols, cols, row.data()); });
   }
   // Takes int8 values [rows, cols] and their row scales as they are.
   static Matrix owned_int8(std::vector<std::int8_t> values, std::vector<float> scales, std::size_t rows,

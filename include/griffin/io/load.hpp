@@ -68,25 +68,10 @@ class TensorReader {
       return Matrix::borrowed(storage, t.data, rows, cols);
     if (storage == WeightType::bf16 && t.dtype == io::DType::bf16 && address % alignof(bf16) == 0)
       return Matrix::borrowed(storage, t.data, rows, cols);
-    if (storage == WeightType::f32) return Matrix::owned_f32(io::to_f32(t), rows, cols);
-    // int8 and bf16 convert one row at a time: a float copy of the whole matrix would cost 4 bytes per
-    // weight on top of the result (2.6 GB for RecurrentGemma-2B's embedding).
-    std::vector<float> row(cols);
-    if (storage == WeightType::int8) {
-      std::vector<std::int8_t> values(rows * cols);
-      std::vector<float> scales(rows);
-      for (std::size_t r = 0; r < rows; ++r) {
-        io::read_f32(t, r * cols, row);
-        scales[r] = kernels::quantize_int8_row(row.data(), cols, values.data() + r * cols);
-      }
-      return Matrix::owned_int8(std::move(values), std::move(scales), rows, cols);
-    }
-    std::vector<bf16> rounded(rows * cols);
-    for (std::size_t r = 0; r < rows; ++r) {
-      io::read_f32(t, r * cols, row);
-      for (std::size_t c = 0; c < cols; ++c) rounded[r * cols + c] = f32_to_bf16(row[c]);
-    }
-    return Matrix::owned_bf16(std::move(rounded), rows, cols);
+    // Converted a row at a time: a float copy of the whole matrix would cost 4 bytes per weight on top of
+    // an int8 or bf16 result (2.6 GB for RecurrentGemma-2B's embedding).
+    return Matrix::from_rows(storage, rows, cols,
+                             [&](std::size_t r, std::span<float> row) { io::read_f32(t, r * cols, row); });
   }
 
   // Every tensor of the checkpoint must have been used (lm_head.weight, the tied copy, is allowed).
