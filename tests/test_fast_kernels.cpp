@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "griffin/kernels/attention.hpp"
@@ -33,42 +34,47 @@ using test::max_abs_diff;
 }  // namespace
 
 TEST_CASE("rg_lru_gated is the RG-LRU scan followed by the output gate, resets included") {
-  // width 37: full vectors plus a scalar tail on every backend; a reset in the middle (a new document).
-  const std::size_t T = 9, E = 37;
-  const auto x = random_floats(T * E, 1), gx = random_floats(T * E, 2, -3, 3), ga = random_floats(T * E, 3, -3, 3);
-  const auto mult = random_floats(T * E, 4);
-  std::vector<float> log_a_scale(E);
-  for (std::size_t c = 0; c < E; ++c) log_a_scale[c] = 4.0f * std::log(0.81f + 0.188f * float(c) / float(E));
-  const std::vector<int> pos{5, 6, 7, 0, 1, 2, 3, 4, 5};
-  const auto h0 = random_floats(E, 5);
-  std::vector<float> h_ref = h0, oracle(T * E);
-  kernels::reference::rg_lru_gated(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h_ref.data(),
-                                   mult.data(), oracle.data());
-  simd::for_each_backend([&]<class B>() {
-    SUBCASE(B::name) {
-      std::vector<float> h = h0, out(T * E);
-      kernels::rg_lru_gated<B>(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h.data(), mult.data(),
-                               out.data(), 0, E);
-      // float32 transcendental functions: a few ulps of values of order 1.
-      CHECK(max_abs_diff(out, oracle) < 2e-6f);
-      CHECK(max_abs_diff(h, h_ref) < 2e-6f);
-      // The same as the unfused scan and a multiply, bit for bit.
-      std::vector<float> h2 = h0, y(T * E);
-      kernels::rg_lru_scan<B>(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h2.data(), y.data());
-      for (std::size_t i = 0; i < T * E; ++i) y[i] *= mult[i];
-      CHECK(out == y);
-      CHECK(h == h2);
-      // In place over the multiplier (as the recurrent block calls it), and split into channel ranges.
-      std::vector<float> h3 = h0, in_place = mult;
-      const std::size_t cut = 2 * B::lanes < E ? 2 * B::lanes : 3;
-      kernels::rg_lru_gated<B>(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h3.data(),
-                               in_place.data(), in_place.data(), 0, cut);
-      kernels::rg_lru_gated<B>(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h3.data(),
-                               in_place.data(), in_place.data(), cut, E);
-      CHECK(in_place == out);
-      CHECK(h3 == h);
-    }
-  });
+  // Width 37: full vectors plus a scalar tail on every backend; 1061: several whole channel blocks of the
+  // kernel's two passes (rg_lru_block_floats), a partial one and a tail. A reset in the middle (a new document).
+  for (const std::size_t E : {std::size_t(37), std::size_t(1061)}) {
+    CAPTURE(E);
+    const std::size_t T = 9;
+    const auto x = random_floats(T * E, 1), gx = random_floats(T * E, 2, -3, 3), ga = random_floats(T * E, 3, -3, 3);
+    const auto mult = random_floats(T * E, 4);
+    std::vector<float> log_a_scale(E);
+    for (std::size_t c = 0; c < E; ++c) log_a_scale[c] = 4.0f * std::log(0.81f + 0.188f * float(c) / float(E));
+    const std::vector<int> pos{5, 6, 7, 0, 1, 2, 3, 4, 5};
+    const auto h0 = random_floats(E, 5);
+    std::vector<float> h_ref = h0, oracle(T * E);
+    kernels::reference::rg_lru_gated(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h_ref.data(),
+                                     mult.data(), oracle.data());
+    simd::for_each_backend([&]<class B>() {
+      // A name per width too: doctest tells subcases apart by name, and this one runs in a loop.
+      SUBCASE((std::string(B::name) + " E=" + std::to_string(E)).c_str()) {
+        std::vector<float> h = h0, out(T * E);
+        kernels::rg_lru_gated<B>(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h.data(), mult.data(),
+                                 out.data(), 0, E);
+        // float32 transcendental functions: a few ulps of values of order 1.
+        CHECK(max_abs_diff(out, oracle) < 2e-6f);
+        CHECK(max_abs_diff(h, h_ref) < 2e-6f);
+        // The same as the unfused scan and a multiply, bit for bit.
+        std::vector<float> h2 = h0, y(T * E);
+        kernels::rg_lru_scan<B>(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h2.data(), y.data());
+        for (std::size_t i = 0; i < T * E; ++i) y[i] *= mult[i];
+        CHECK(out == y);
+        CHECK(h == h2);
+        // In place over the multiplier (as the recurrent block calls it), and split into channel ranges.
+        std::vector<float> h3 = h0, in_place = mult;
+        const std::size_t cut = 2 * B::lanes < E ? 2 * B::lanes : 3;
+        kernels::rg_lru_gated<B>(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h3.data(),
+                                 in_place.data(), in_place.data(), 0, cut);
+        kernels::rg_lru_gated<B>(x.data(), gx.data(), ga.data(), log_a_scale.data(), pos.data(), T, E, h3.data(),
+                                 in_place.data(), in_place.data(), cut, E);
+        CHECK(in_place == out);
+        CHECK(h3 == h);
+      }
+    });
+  }
 }
 
 TEST_CASE("block-diagonal gates: the gemm path of a chunk equals the token-by-token path bit for bit") {

@@ -419,6 +419,21 @@ TEST_CASE("the saturating 2^y - 1 keeps its relative accuracy as y -> 0, where t
   });
 }
 
+TEST_CASE("2^y - 1 for y <= 0 only is the saturating one there, bit for bit") {
+  std::vector<float> y = grid(-130.0, 0.0, 1.3e-3);
+  for (double e = -45.0; e <= 0.0; e += 0.01) y.push_back(-static_cast<float>(std::pow(10.0, e)));
+  y.insert(y.end(), {0.0f, -0.0f, -1e30f, -kInf, kNaN, -std::numeric_limits<float>::denorm_min()});
+  for_each_tested_backend([&]<class B>() {
+    SUBCASE(label<B>().c_str()) {
+      const auto got = map_lanes<B>([](auto v) { return exp2m1_nonpositive<B>(v); }, y);
+      const auto want = map_lanes<B>([](auto v) { return exp2m1_saturating<B>(v); }, y);
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < y.size(); ++i) differ += !same_bits(got[i], want[i]);
+      CHECK(differ == 0);
+    }
+  });
+}
+
 TEST_CASE("times_sigmoid is numerator · σ(z), finite for every finite input") {
   const std::vector<float> z = grid(-88.0, 88.0, 1.1e-3);
   const std::vector<float> ones(z.size(), 1.0f);

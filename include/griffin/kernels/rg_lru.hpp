@@ -5,6 +5,7 @@
 // vectorised across channels, never across time.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -117,35 +118,57 @@ void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width
 
 namespace detail {
 inline constexpr std::size_t rg_lru_prefetch_floats = 512;  // 2 KiB per stream: measured best of 256 … 2048
+// Channels per block of the two passes below (their two buffers, 2 KiB, stay in L1): the best measured of
+// 64, 128, 256 and 512 (64 gives back a third of the gain with the data in L2, 512 ran slower from DRAM).
+inline constexpr std::size_t rg_lru_block_floats = 256;
 
-// One channel vector through one step: h_t from h_{t-1}. The sigmoids and the decay use simd/math.hpp's
-// polynomial exponentials (the libraries' general exp made this kernel compute-bound at a third of
-// the speed).
+// The step is split in two at the buffers between the passes, so each half is written once for the vector
+// and the one-lane paths. The sigmoids and the decay use simd/math.hpp's polynomial exponentials (the
+// libraries' general exp made this kernel compute-bound at a third of the speed).
 template <simd::VectorBackend B>
-typename B::vec rg_lru_step(typename B::vec x, typename B::vec gate_x, typename B::vec gate_a,
-                            typename B::vec log_a_scale, typename B::vec h, bool reset) {
-  const auto input = simd::times_sigmoid<B>(x, gate_x);  // x ⊙ i
-  if (reset) return input;                                // a = 0, normaliser 1
-  // log2(a) = log_a_scale · log2(e) · r: in base 2, a = 2^log2(a) needs no ln 2 reduction.
-  const auto log2_a = simd::times_sigmoid<B>(B::mul(log_a_scale, B::set(simd::detail::log2_e)), gate_a);
+struct RgLruGates {
+  typename B::vec input;   // x ⊙ i
+  typename B::vec log2_a;  // log2(a) = log_a_scale · log2(e) · r, in [-∞, 0]
+};
+
+template <simd::VectorBackend B>
+RgLruGates<B> rg_lru_gates(typename B::vec x, typename B::vec gate_x, typename B::vec gate_a,
+                           typename B::vec log_a_scale) {
+  // In base 2, a = 2^log2(a) needs no ln 2 reduction. The scale is -c·softplus(Λ) ≤ 0; the min holds a
+  // caller's stray positive one at a = 1 (the exponential below takes y ≤ 0 only).
+  const auto log2_a_scale = B::min(B::mul(log_a_scale, B::set(simd::detail::log2_e)), B::zero());
+  return {simd::times_sigmoid<B>(x, gate_x), simd::times_sigmoid<B>(log2_a_scale, gate_a)};
+}
+
+// h_t from h_{t-1} and the gates.
+template <simd::VectorBackend B>
+typename B::vec rg_lru_update(typename B::vec input, typename B::vec log2_a, typename B::vec h, bool reset) {
+  if (reset) return input;  // a = 0, normaliser 1
   // One exp gives both: a = 1 + e and 1 - a² = -e · (2 + e) with e = a - 1 = 2^log2(a) - 1, which stays
   // accurate as a → 1, where 1 - a·a would cancel.
-  const auto e = simd::exp2m1_saturating<B>(log2_a);
+  const auto e = simd::exp2m1_nonpositive<B>(log2_a);
   const auto normaliser = B::sqrt(B::mul(e, B::sub(B::set(-2.0f), e)));
   return B::fma(e, h, B::fma(input, normaliser, h));  // (1 + e) · h + input · normaliser
 }
 
-// One pass over the chunk, time outer and channels inner: each step reads whole contiguous rows of its
-// channel range (walking one channel vector down 2048 rows 10 KiB apart instead costs a TLB miss and a
-// conflict-evicted prefetch per load, and ran at a twentieth of the streaming rate). The state lives in
-// h, which stays in L1. With a multiplier, out = h_t ⊙ multiplier (the recurrent block's output gate).
-// Channels past the last whole vector take the same step one lane at a time.
+// Time outer and channels inner: each step reads whole contiguous rows of its channel range (walking one
+// channel vector down 2048 rows 10 KiB apart instead costs a TLB miss and a conflict-evicted prefetch per
+// load, and ran at a twentieth of the streaming rate). The state lives in h, which stays in L1. With a
+// multiplier, out = h_t ⊙ multiplier (the recurrent block's output gate).
+//
+// Each row is taken a block of channels at a time in two passes: the gates for the whole block into two
+// buffers in L1, then the recurrence from them. Fused into one loop, a channel vector's step was one
+// dependent chain of about 110 cycles (two exponentials and a division, then a third exponential and a
+// square root) that the out-of-order window could overlap with too few others: the two shorter loops run
+// about 1.25× faster on one core with the data in L2 (docs/performance.md). Channels past the last whole
+// vector take the same two halves one lane at a time.
 template <simd::VectorBackend B>
 void rg_lru_rows(const float* x, const float* gate_x, const float* gate_a, const float* log_a_scale,
                  const int* segment_pos, std::size_t tokens, std::size_t width, float* h, const float* multiplier,
                  float* out, std::size_t c_begin, std::size_t c_end) {
   constexpr std::size_t L = B::lanes;
   using One = simd::Scalar;
+  alignas(64) float input[rg_lru_block_floats], log2_a[rg_lru_block_floats];
   // The inputs are fetched in software, rg_lru_prefetch_floats ahead along this call's own walk (its channel
   // range, row after row): with the hardware prefetcher alone the loads stalled the arithmetic, and split
   // across threads each walk jumps a row every few KiB, which it follows even less.
@@ -153,33 +176,44 @@ void rg_lru_rows(const float* x, const float* gate_x, const float* gate_a, const
   const std::size_t span = c_end - c_begin;
   const std::size_t ahead_rows = span ? rg_lru_prefetch_floats / span : 0;
   const std::size_t ahead_cols = span ? rg_lru_prefetch_floats % span : 0;
+  const std::size_t vector_end = c_begin + span / L * L;
   for (std::size_t t = 0; t < tokens; ++t) {
     const bool reset = segment_pos[t] == 0;
     const std::size_t row = t * width;
     std::size_t ahead_t = t + ahead_rows, ahead_c = c_begin + ahead_cols;
-    std::size_t c = c_begin;
-    for (; c + L <= c_end; c += L) {
-      const std::size_t at = row + c;
-      if (ahead_t < tokens && ahead_c % floats_per_line < L) {  // once per cache line, whatever the lanes
-        const std::size_t ahead = ahead_t * width + ahead_c;
-        simd::prefetch(x + ahead);
-        simd::prefetch(gate_x + ahead);
-        simd::prefetch(gate_a + ahead);
-        if (multiplier) simd::prefetch(multiplier + ahead);
+    for (std::size_t block = c_begin; block < vector_end; block += rg_lru_block_floats) {
+      const std::size_t block_end = std::min(block + rg_lru_block_floats, vector_end);
+      for (std::size_t c = block; c < block_end; c += L) {
+        if (ahead_t < tokens && ahead_c % floats_per_line < L) {  // once per cache line, whatever the lanes
+          const std::size_t ahead = ahead_t * width + ahead_c;
+          simd::prefetch(x + ahead);
+          simd::prefetch(gate_x + ahead);
+          simd::prefetch(gate_a + ahead);
+          if (multiplier) simd::prefetch(multiplier + ahead);
+        }
+        ahead_c += L;
+        if (ahead_c >= c_end) {
+          ahead_c = c_begin + (ahead_c - c_end);
+          ++ahead_t;
+        }
+        const std::size_t at = row + c;
+        const auto gates = rg_lru_gates<B>(B::load(x + at), B::load(gate_x + at), B::load(gate_a + at),
+                                           B::load(log_a_scale + c));
+        B::store(input + (c - block), gates.input);
+        B::store(log2_a + (c - block), gates.log2_a);
       }
-      ahead_c += L;
-      if (ahead_c >= c_end) {
-        ahead_c = c_begin + (ahead_c - c_end);
-        ++ahead_t;
+      for (std::size_t c = block; c < block_end; c += L) {
+        const std::size_t at = row + c;
+        const auto state = rg_lru_update<B>(B::load(input + (c - block)), B::load(log2_a + (c - block)),
+                                            B::load(h + c), reset);
+        B::store(h + c, state);
+        B::store(out + at, multiplier ? B::mul(state, B::load(multiplier + at)) : state);
       }
-      const auto state = rg_lru_step<B>(B::load(x + at), B::load(gate_x + at), B::load(gate_a + at),
-                                        B::load(log_a_scale + c), B::load(h + c), reset);
-      B::store(h + c, state);
-      B::store(out + at, multiplier ? B::mul(state, B::load(multiplier + at)) : state);
     }
-    for (; c < c_end; ++c) {
+    for (std::size_t c = vector_end; c < c_end; ++c) {
       const std::size_t at = row + c;
-      const float state = rg_lru_step<One>(x[at], gate_x[at], gate_a[at], log_a_scale[c], h[c], reset);
+      const auto gates = rg_lru_gates<One>(x[at], gate_x[at], gate_a[at], log_a_scale[c]);
+      const float state = rg_lru_update<One>(gates.input, gates.log2_a, h[c], reset);
       h[c] = state;
       out[at] = multiplier ? state * multiplier[at] : state;
     }

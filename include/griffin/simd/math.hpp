@@ -18,16 +18,20 @@ inline constexpr float log2_e = 1.44269504088896341f;
 inline constexpr float exp2_lowest = -126.0f;
 inline constexpr float exp2_highest = 127.0f;
 
-// y clamped to [-126, 127] and split as n + f with n = round(y), |f| ≤ 1/2 (exact), and 2^n.
+// y, already within [-126, 127] (or NaN), split as n + f with n = round(y), |f| ≤ 1/2 (exact), and 2^n.
 template <VectorBackend B>
 struct SplitExponent {
   typename B::vec f, two_n;
 };
 template <VectorBackend B>
-SplitExponent<B> split_exponent(typename B::vec y) {
-  y = B::max(B::min(y, B::set(exp2_highest)), B::set(exp2_lowest));  // NaN stays NaN
+SplitExponent<B> split_in_range(typename B::vec y) {
   const auto n = B::round(y);
   return {B::sub(y, n), B::pow2(n)};
+}
+// The same for any y, clamped to [-126, 127] first.
+template <VectorBackend B>
+SplitExponent<B> split_exponent(typename B::vec y) {
+  return split_in_range<B>(B::max(B::min(y, B::set(exp2_highest)), B::set(exp2_lowest)));  // NaN stays NaN
 }
 
 // Polynomials on |f| ≤ 1/2, each fitted by a Remez exchange to the error that matters for its use:
@@ -57,12 +61,25 @@ typename B::vec exp2_saturating(typename B::vec y) {
   return B::fma(two_n, B::mul(f, detail::exp2_p4<B>(f)), two_n);  // 2^n · (1 + f·P4(f))
 }
 
+namespace detail {
+// 2^n · (1 + q) - 1 with q = 2^f - 1: exactly q where n = 0.
+template <VectorBackend B>
+typename B::vec exp2m1_of(SplitExponent<B> y) {
+  return B::fma(y.two_n, B::mul(y.f, exp2m1_p5<B>(y.f)), B::sub(y.two_n, B::set(1.0f)));
+}
+}  // namespace detail
+
 // 2^y - 1, accurate near 0 (relative error ~1e-7 as y → 0), saturating like exp2_saturating.
 template <VectorBackend B>
 typename B::vec exp2m1_saturating(typename B::vec y) {
-  const auto [f, two_n] = detail::split_exponent<B>(y);
-  // 2^n · (1 + q) - 1 with q = 2^f - 1: exactly q where n = 0.
-  return B::fma(two_n, B::mul(f, detail::exp2m1_p5<B>(f)), B::sub(two_n, B::set(1.0f)));
+  return detail::exp2m1_of<B>(detail::split_exponent<B>(y));
+}
+
+// The same for y ≤ 0 only (the RG-LRU's log2 of its decay, a ≤ 1), one clamp cheaper: only the lower end
+// of the range can be reached. Equal to exp2m1_saturating there; y > 0 is outside its contract.
+template <VectorBackend B>
+typename B::vec exp2m1_nonpositive(typename B::vec y) {
+  return detail::exp2m1_of<B>(detail::split_in_range<B>(B::max(y, B::set(detail::exp2_lowest))));  // NaN stays NaN
 }
 
 // numerator / (1 + e^-z) = numerator · σ(z); the division takes the numerator so σ is never rounded on
