@@ -48,6 +48,15 @@ inline void prefetch(const void* p) {
   (void)p;
 #endif
 }
+// The same into the outer caches only (L2 and beyond): for lines needed further ahead than L1's few
+// outstanding misses can cover.
+inline void prefetch_to_outer_cache(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 1);
+#else
+  (void)p;
+#endif
+}
 inline void prefetch_for_write(void* p) {
 #if defined(__GNUC__) || defined(__clang__)
   __builtin_prefetch(p, 1);
