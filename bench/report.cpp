@@ -250,35 +250,47 @@ void gemm_rows(Table& table, Anchors& a, const Options& o) {
   }
 }
 
-// Decode GEMV: one token through the MLP gate [7680, 2560], bytes/s against cblas_sgemv's. Each call
-// takes the next of several copies of the matrix, together at least 4 × L3, so every call streams its
-// weights from main memory as a decode step does (a single 78 MB matrix would stay partly in a 32 MB L3).
-void gemv_rows(Table& table, Anchors& a, const Options& o) {
-  const std::size_t N = 7680, K = 2560;
-  ThreadPool pool(o.threads);
+// Copies of the MLP gate's shape [7680, 2560], together at least 4 × L3: a call on the next copy each time
+// streams its weights from main memory as a decode step does (a single 78 MB matrix would stay partly in
+// a 32 MB L3).
+std::vector<Matrix> decode_matrix_copies(WeightType wt) {
+  std::vector<Matrix> m;
+  m.push_back(random_matrix(7680, 2560, wt));
+  while (double(m.size() * m[0].size_bytes()) < 4.0 * double(cache_bytes(3)))
+    m.push_back(random_matrix(7680, 2560, wt, m.size() + 1));
+  return m;
+}
+
+// cblas_sgemv's GB/s through those copies: the decode bound's bandwidth (NaN without OpenBLAS).
+double sgemv_gbps(const Options& o) {
+  double gbps = nan;
+#if GRIFFIN_HAVE_OPENBLAS
+  const auto f32 = decode_matrix_copies(WeightType::f32);
+  const std::size_t N = f32[0].rows(), K = f32[0].cols();
   const auto x = random_floats(K, 1.0f, 6);
   std::vector<float> y(N);
-  auto copies_of = [&](WeightType wt) {
-    std::vector<Matrix> m;
-    m.push_back(random_matrix(N, K, wt));
-    while (double(m.size() * m[0].size_bytes()) < 4.0 * double(cache_bytes(3))) m.push_back(random_matrix(N, K, wt, m.size() + 1));
-    return m;
-  };
-  const std::string t = "_" + std::to_string(o.threads) + "t";
-  {
-    const auto f32 = copies_of(WeightType::f32);
-#if GRIFFIN_HAVE_OPENBLAS
-    openblas_set_num_threads(int(o.threads));
-    std::size_t next = 0;
-    a.sgemv = double(f32[0].size_bytes()) / seconds([&] {
-      const float* w = f32[next++ % f32.size()].f32().data;
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, int(N), int(K), 1.0f, w, int(K), x.data(), 1, 0.0f, y.data(), 1);
-    }, o) / 1e9;
+  openblas_set_num_threads(int(o.threads));
+  std::size_t next = 0;
+  gbps = double(f32[0].size_bytes()) / seconds([&] {
+    const float* w = f32[next++ % f32.size()].f32().data;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(N), int(K), 1.0f, w, int(K), x.data(), 1, 0.0f, y.data(), 1);
+  }, o) / 1e9;
+#else
+  (void)o;
 #endif
-  }
+  return gbps;
+}
+
+// Decode GEMV: one token through the MLP gate, bytes/s against cblas_sgemv's, both through the copies.
+void gemv_rows(Table& table, Anchors& a, const Options& o) {
+  ThreadPool pool(o.threads);
+  const auto x = random_floats(2560, 1.0f, 6);
+  std::vector<float> y(7680);
+  const std::string t = "_" + std::to_string(o.threads) + "t";
+  a.sgemv = sgemv_gbps(o);
   table.add({"cblas_sgemv_7680x2560" + t, a.sgemv, "GB/s", "read" + t, a.read[capped(o.threads)]});
   for (WeightType wt : {WeightType::f32, WeightType::bf16, WeightType::int8}) {
-    const auto m = copies_of(wt);
+    const auto m = decode_matrix_copies(wt);
     std::size_t next = 0;
     const double gbps = double(m[0].size_bytes()) / seconds([&] {
       blocks::parallel_linear<Backend>(pool, x.data(), 1, m[next++ % m.size()], nullptr, y.data());
@@ -369,9 +381,15 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
     const double bytes = weight_bytes_per_step(*weights);
     const Model<presets::RecurrentGemma2B, Backend> model(cfg, weights, o.threads);
     const double step = decode_step_seconds(model, o);
-    table.add({"decode_rg2b_26L_bf16" + t, 1.0 / step, "tokens/s", "sgemv_bound", a.sgemv * 1e9 / bytes});
-    table.add({"decode_rg2b_26L_bf16" + t, bytes / step / 1e9, "GB/s", "cblas_sgemv", a.sgemv});
     table.add({"peak_rss_rg2b_26L_bf16", peak_rss_bytes() / 1e9, "GB", "weights_bf16_GB", bytes / 1e9});
+    // The bound again from an sgemv measured now, with the model still held: memory handed out late in the
+    // run streams faster than at its start (docs/performance.md, "Memory state within a run"), and the
+    // 26-layer weights are made late. The faster of the two readings is the bound.
+    const double sgemv_beside = sgemv_gbps(o);
+    const double bound = std::max(a.sgemv, sgemv_beside);
+    table.add({"decode_rg2b_26L_bf16" + t, 1.0 / step, "tokens/s", "sgemv_bound", bound * 1e9 / bytes});
+    table.add({"decode_rg2b_26L_bf16" + t, bytes / step / 1e9, "GB/s", "cblas_sgemv", bound});
+    table.add({"cblas_sgemv_beside_decode_26L" + t, sgemv_beside, "GB/s", "cblas_sgemv", a.sgemv});
   }
   for (WeightType wt : {WeightType::int8, WeightType::f32}) {
     if (o.quick && wt == WeightType::f32) continue;
