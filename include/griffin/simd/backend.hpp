@@ -40,29 +40,20 @@ concept VectorBackend = requires(typename B::vec v, const float* p, float* q, co
 };
 
 // Hints that the cache line holding p will be read (or written) soon; no-ops where the compiler has no
-// builtin for them.
-inline void prefetch(const void* p) {
+// builtin for them. `Locality` is __builtin_prefetch's: 3 into every cache level, 1 into the outer ones.
+namespace detail {
+template <int ForWrite, int Locality>
+inline void prefetch_hint(const void* p) {
 #if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p);
+  __builtin_prefetch(p, ForWrite, Locality);
 #else
   (void)p;
 #endif
 }
-// The same into the outer caches only (L2 and beyond): for lines needed further ahead than L1's few
-// outstanding misses can cover.
-inline void prefetch_to_outer_cache(const void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 0, 1);
-#else
-  (void)p;
-#endif
-}
-inline void prefetch_for_write(void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 1);
-#else
-  (void)p;
-#endif
-}
+}  // namespace detail
+inline void prefetch(const void* p) { detail::prefetch_hint<0, 3>(p); }
+// Into L2 and beyond only: for lines needed further ahead than L1's few outstanding misses can cover.
+inline void prefetch_to_outer_cache(const void* p) { detail::prefetch_hint<0, 1>(p); }
+inline void prefetch_for_write(void* p) { detail::prefetch_hint<1, 3>(p); }
 
 }  // namespace griffin::simd
