@@ -31,16 +31,26 @@ void gemv(const float* x, std::size_t tokens, View w, const float* bias, float* 
 
 namespace detail {
 
-// TM tokens × TN outputs n0 … n0+TN-1.
+// TM tokens × TN outputs n0 … n0+TN-1. With fetch_next_tile, the same columns of rows n0+TN … n0+2·TN-1
+// are prefetched (outer-cache hint) as this tile streams its own: a tile reads TN rows side by side, each a
+// short stream (5 KiB of bf16 at K = 2560), and the hardware prefetchers, which follow a few streams and
+// ramp up on each, left every new tile starting cold. One tile ahead (40 KiB of bf16 for one token) covers
+// the latency and fits L2; two or three tiles ahead, or 4 or 16 rows per tile, measured the same. From main
+// memory it took one thread's bf16 GEMV from 18 to 25-30 GB/s, about the read loop's rate, and two
+// threads' from 31 to 35-37 (f32: 22 to 25-28 and 35 to 37-39; docs/performance.md). With the all-levels
+// hint, or a fixed distance ahead along each row, it was no faster than without a prefetch.
 template <simd::VectorBackend B, std::size_t TM, std::size_t TN, class View>
-inline void gemv_tile(const float* x, View w, std::size_t n0, const float* bias, float* y) {
+inline void gemv_tile(const float* x, View w, std::size_t n0, const float* bias, float* y, bool fetch_next_tile) {
   constexpr std::size_t L = B::lanes;
   const std::size_t K = w.cols, N = w.rows;
+  constexpr std::size_t weights_per_line = 64 / sizeof(*w.row(0));
   typename B::vec acc[TM][TN];
   for (std::size_t i = 0; i < TM; ++i)
     for (std::size_t j = 0; j < TN; ++j) acc[i][j] = B::zero();
   std::size_t k = 0;
   for (; k + L <= K; k += L) {
+    if (fetch_next_tile && k % weights_per_line < L)  // once per cache line of each row, whatever the lanes
+      for (std::size_t j = 0; j < TN; ++j) simd::prefetch_to_outer_cache(w.row(n0 + TN + j) + k);
     typename B::vec xv[TM];
     for (std::size_t i = 0; i < TM; ++i) xv[i] = B::load(x + i * K + k);
     for (std::size_t j = 0; j < TN; ++j) {
@@ -62,16 +72,25 @@ inline void gemv_tile(const float* x, View w, std::size_t n0, const float* bias,
   }
 }
 
-// Outputs per pass for TM tokens: as many as the 16 vector registers allow beside the token vectors.
-template <std::size_t TM>
-inline constexpr std::size_t gemv_outputs_per_pass = TM == 1 ? 8 : TM == 2 ? 4 : 2;
+// The vector registers a tile may fill: 32 with 64-byte vectors (AVX-512's zmm0-31), else 16 (AVX2, SSE;
+// NEON's 32 are left unused).
+template <simd::VectorBackend B>
+inline constexpr std::size_t vector_registers = B::lanes * sizeof(float) >= 64 ? 32 : 16;
+
+// Outputs per pass for TM tokens: TM·TN accumulators, TM token vectors and a weight vector within the
+// registers. On AVX-512, four outputs instead of two per pass of four tokens halve the token vectors
+// reloaded per weight: 6.6 → 4.2 ms for one thread's f32 T:4 GEMV and 5.1 → 4.3 ms for bf16
+// (griffin_bench_kernels gemv_decode_*/T:4).
+template <simd::VectorBackend B, std::size_t TM>
+inline constexpr std::size_t gemv_outputs_per_pass =
+    vector_registers<B> >= 32 ? (TM <= 2 ? 8 : 4) : (TM == 1 ? 8 : TM == 2 ? 4 : 2);
 
 template <simd::VectorBackend B, std::size_t TM, class View>
 inline void gemv_rows(const float* x, View w, const float* bias, float* y, std::size_t n_begin, std::size_t n_end) {
-  constexpr std::size_t TN = gemv_outputs_per_pass<TM>;
+  constexpr std::size_t TN = gemv_outputs_per_pass<B, TM>;
   std::size_t n = n_begin;
-  for (; n + TN <= n_end; n += TN) gemv_tile<B, TM, TN>(x, w, n, bias, y);
-  for (; n < n_end; ++n) gemv_tile<B, TM, 1>(x, w, n, bias, y);
+  for (; n + TN <= n_end; n += TN) gemv_tile<B, TM, TN>(x, w, n, bias, y, n + 2 * TN <= n_end);
+  for (; n < n_end; ++n) gemv_tile<B, TM, 1>(x, w, n, bias, y, false);
 }
 
 }  // namespace detail
