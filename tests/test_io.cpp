@@ -419,6 +419,12 @@ TEST_CASE("malformed config.json is refused with the key and value named") {
                          ConfigError);
     CHECK_THROWS_WITH_AS(parse_edited(with("rms_norm_eps", 0)),
                          doctest::Contains("bad/config.json: rms_norm_eps must be positive"), ConfigError);
+    // Found by fuzz_config: a negative factor made rope_dims() convert -16 to an unsigned size.
+    CHECK_THROWS_WITH_AS(parse_edited(with("partial_rotary_factor", -0.5)),
+                         doctest::Contains("bad/config.json: partial_rotary_factor must be between 0 and 1, got -0.5"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("partial_rotary_factor", 1.5)),
+                         doctest::Contains("partial_rotary_factor must be between 0 and 1, got 1.5"), ConfigError);
   }
   SUBCASE("not JSON, not an object, a repeated key") {
     CHECK_THROWS_WITH_AS(griffin::io::parse_config_json("{\"vocab_size\": 12", "bad/config.json"),

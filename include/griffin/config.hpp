@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -119,6 +120,13 @@ struct Shape {
 inline constexpr Shape dynamic_shape{};
 
 namespace detail {
+// A float as the fewest digits that read back to it (-0.5, not -0.500000), for error messages.
+inline std::string shortest(float value) {
+  char text[32];
+  const auto end = std::to_chars(text, text + sizeof text, value).ptr;
+  return std::string(text, end);
+}
+
 // The checks shared by the compile-time and run-time validation. Returns the message, empty if valid.
 // One function so both paths say the same thing.
 constexpr std::string_view shape_problem(std::size_t vocab, std::size_t width, std::size_t lru_width,
@@ -226,6 +234,11 @@ struct ModelConfig {
     auto problem = detail::shape_problem(vocab_size, width, lru_width, num_heads, head_dim, num_kv_heads,
                                          mlp_width, conv_width, attention_window, depth, has_attention());
     if (!problem.empty()) throw ConfigError(std::string(problem));
+    // Checked before rope_dims() converts head_dim · factor to a size, which is undefined for a negative
+    // or non-finite product.
+    if (!(hyper.partial_rotary_factor >= 0.0f && hyper.partial_rotary_factor <= 1.0f))
+      throw ConfigError("partial_rotary_factor must be between 0 and 1, got " +
+                        detail::shortest(hyper.partial_rotary_factor));
     std::size_t r = rope_dims();
     if (has_attention() && (r % 2 != 0 || r > head_dim))
       throw ConfigError("partial_rotary_factor gives " + std::to_string(r) + " rotated dims of head_dim " +
