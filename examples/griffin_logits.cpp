@@ -6,6 +6,7 @@
 // one-token decode steps. When IN also holds reference `logits` / `decode_logits` (the golden files do),
 // the largest absolute difference is printed.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -50,7 +51,13 @@ Options parse(int argc, char** argv) {
       else if (w == "bf16") o.weights = griffin::WeightType::bf16;
       else if (w == "int8") o.weights = griffin::WeightType::int8;
       else usage(("unknown weight type " + w).c_str());
-    } else if (a == "--threads") o.threads = std::stoul(value());
+    } else if (a == "--threads") {
+      // Digits only: std::stoul would throw past main's handler on "abc" and wrap "-1" to 2^64 - 1.
+      const std::string n = value();
+      const auto [end, error] = std::from_chars(n.data(), n.data() + n.size(), o.threads);
+      if (n.empty() || error != std::errc() || end != n.data() + n.size())
+        usage(("--threads expects a non-negative integer, got \"" + n + "\"").c_str());
+    }
     else if (a == "--static") o.use_static = true;
     else if (a == "--help" || a == "-h") usage("griffin_logits: run a checkpoint on given tokens and write its logits");
     else if (!a.empty() && a[0] == '-') usage(("unknown option " + a).c_str());
