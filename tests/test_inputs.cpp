@@ -58,6 +58,15 @@ TEST_CASE("token ids outside the vocabulary are refused") {
   check_unchanged(model, s, before);
 }
 
+TEST_CASE("a thread count past the pool's limit is refused, not started") {
+  // A typo'd count (100000) used to start every thread and spin; now it is refused before any starts.
+  CHECK_THROWS_WITH_AS(ThreadPool(100000), doctest::Contains("100000 threads requested, at most 1024"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(tiny_random_model(tiny_random_config(), ThreadPool::max_threads + 1),
+                       doctest::Contains("1025 threads requested"), std::invalid_argument);
+  CHECK(ThreadPool(2).size() == 2);
+}
+
 TEST_CASE("an empty prompt is refused") {
   const auto model = tiny_random_model();
   State s = warmed_state(model);

@@ -12,6 +12,8 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,9 +21,15 @@ namespace griffin {
 
 class ThreadPool {
  public:
+  // More threads than this is a mistake (a typo'd count would otherwise start them all and spin).
+  static constexpr std::size_t max_threads = 1024;
+
   // threads = 0 means one per hardware thread.
   explicit ThreadPool(std::size_t threads = 0) {
     if (threads == 0) threads = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+    if (threads > max_threads)
+      throw std::invalid_argument("griffin::ThreadPool: " + std::to_string(threads) + " threads requested, at most " +
+                                  std::to_string(max_threads));
     for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
   }
   ~ThreadPool() {
