@@ -44,6 +44,10 @@ inline std::size_t weight_bytes(const Weights& w) {
 inline int run_info(const std::vector<std::string>& argv) {
   const Args args(info_help(), argv);
   if (args.has("--help")) return print_help(info_help()), 0;
+  // `griffin info DIR` would otherwise describe the demo model, not DIR.
+  if (!args.positional().empty())
+    throw UsageError("info takes no arguments besides options; for a checkpoint directory use --model " +
+                     args.positional()[0]);
   const Session s = open_session(args);
   const auto& c = s.model.config();
   const std::size_t context = args.get_uint("--context", 8192);
