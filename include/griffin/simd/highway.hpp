@@ -8,6 +8,13 @@
 #include <cstddef>
 #include <cstdint>
 
+// Highway 1.0.3 (Debian 12's) asks whether AVX3_DL is in the baseline through a macro it never defines,
+// so when the compiler flags do make AVX3_DL the best baseline (-march=native on Zen 5 or Sapphire Rapids:
+// AVX-512 with AVX-VNNI, VBMI2, VAES, VPCLMULQDQ, BITALG, VPOPCNTDQ) it stops at "best baseline should be
+// included in dynamic targets". Opting in is Highway's own switch; with static dispatch it adds no code.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL 1
+#endif
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
 
