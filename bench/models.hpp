@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -84,7 +85,7 @@ inline Matrix random_matrix(std::size_t rows, std::size_t cols, WeightType type,
 
 // ---- The cost model: bytes that must cross the memory bus and FLOPs that must be done per step ----
 
-inline double vector_bytes(const std::vector<float>& v) { return double(v.size()) * sizeof(float); }
+inline double vector_bytes(std::span<const float> v) { return double(v.size()) * sizeof(float); }
 
 // Bytes of one layer's weights (matrices in their storage type, small tensors in f32).
 inline double layer_bytes(const LayerWeights& l) {
@@ -158,7 +159,7 @@ inline double state_bytes(const State& s) {
 // RG-LRU and Conv1D rows are random. A decode step's cost depends only on these sizes, so the inference
 // study measures decode at length L without spending O(L²) on a prefill first.
 inline void fill_state(State& s, std::size_t length, std::uint64_t seed = 7) {
-  auto fill = [&](std::vector<float>& v, float scale) {
+  auto fill = [&](std::span<float> v, float scale) {
     const auto r = random_floats(v.size(), scale, seed++);
     std::copy(r.begin(), r.end(), v.begin());
   };

@@ -413,14 +413,17 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
 // triad would flatter them (docs/performance.md). The last row per thread count shows that drift.
 void streaming_rows(Table& table, const Anchors& a, const Options& o) {
   const std::size_t T = o.quick ? 512 : 2048, E = 2560, K = 4;
-  const auto x = random_floats(T * E, 1.0f, 8), gx = random_floats(T * E, 2.0f, 9), ga = random_floats(T * E, 2.0f, 10);
+  // Cache-line aligned, as the model's workspace and state are (griffin/aligned.hpp).
+  const auto aligned = [](const std::vector<float>& v) { return CacheLineVector<float>(v.begin(), v.end()); };
+  const auto x = aligned(random_floats(T * E, 1.0f, 8)), gx = aligned(random_floats(T * E, 2.0f, 9)),
+             ga = aligned(random_floats(T * E, 2.0f, 10));
   auto scale = random_floats(E, 0.5f, 11);
   for (auto& s : scale) s = -0.4f - std::abs(s);
-  std::vector<float> h(E, 0.0f), y(T * E);
+  CacheLineVector<float> h(E, 0.0f), y(T * E);
   std::vector<int> pos(T);
   for (std::size_t t = 0; t < T; ++t) pos[t] = int(100 + t);
   const auto taps = random_floats(K * E, 0.05f, 12), bias = random_floats(E, 0.1f, 13);
-  auto conv_state = random_floats((K - 1) * E, 1.0f, 14);
+  auto conv_state = aligned(random_floats((K - 1) * E, 1.0f, 14));
   const double scan_bytes = 4.0 * (4.0 * double(T * E) + 3.0 * E);
   const double conv_bytes = 4.0 * (2.0 * double(T * E) + double(K * E) + E);
   std::vector<std::size_t> thread_counts{1};

@@ -27,7 +27,7 @@ constexpr Case cases[] = {{"tiny-griffin"}, {"tiny-hawk-bf16"}, {"tiny-mqa"}, {"
 
 std::filesystem::path dir(const char* name) { return test::data_dir() / name; }
 
-float relative_error(const std::vector<float>& ours, const std::vector<float>& ref) {
+float relative_error(std::span<const float> ours, std::span<const float> ref) {
   float scale = 1.0f;
   for (float v : ref) scale = std::max(scale, std::abs(v));
   return max_abs_diff(ours, ref) / scale;

@@ -45,7 +45,7 @@ std::size_t rss_kib() {
   return 0;
 }
 
-bool all_finite(const std::vector<float>& v) {
+bool all_finite(std::span<const float> v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "griffin/io/safetensors.hpp"
@@ -45,7 +46,7 @@ class Golden {
   io::SafetensorsFile file_;
 };
 
-inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+inline float max_abs_diff(std::span<const float> a, std::span<const float> b) {
   REQUIRE(a.size() == b.size());
   float m = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {

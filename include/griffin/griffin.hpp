@@ -14,6 +14,7 @@
 #include "griffin/kernels/rope.hpp"
 #include "griffin/kernels/attention.hpp"
 #include "griffin/weights.hpp"
+#include "griffin/aligned.hpp"
 #include "griffin/state.hpp"
 #include "griffin/threads.hpp"
 #include "griffin/model.hpp"

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "griffin/aligned.hpp"
 #include "griffin/config.hpp"
 #include "griffin/kernels/attention.hpp"
 
@@ -119,8 +120,8 @@ class KvCache {
 // The state of one layer for all B sequences of a State.
 struct LayerState {
   BlockType type = BlockType::recurrent;
-  std::vector<float> rg_lru;       // [B, E]
-  std::vector<float> conv;         // [B, K-1, E], oldest row first
+  CacheLineVector<float> rg_lru;   // [B, E]; threads split it by channels (griffin/aligned.hpp)
+  CacheLineVector<float> conv;     // [B, K-1, E], oldest row first
   std::vector<KvCache> kv;         // [B]
 };
 
@@ -158,11 +159,12 @@ class Workspace {
     return {v.data(), n};
   }
   void release() {
-    for (auto& v : buffers_) std::vector<float>().swap(v);
+    for (auto& v : buffers_) CacheLineVector<float>().swap(v);
   }
 
  private:
-  std::array<std::vector<float>, buffer_count> buffers_;
+  // Cache-line aligned: threads split each buffer by columns (griffin/aligned.hpp).
+  std::array<CacheLineVector<float>, buffer_count> buffers_;
 };
 
 class State {
