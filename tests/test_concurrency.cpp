@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <string>
 #include <thread>
 #include <vector>
@@ -152,4 +153,24 @@ TEST_CASE("one batched state gives what separate states give") {
     State alone = model.new_state();
     CHECK(test::max_abs_diff(logits, model.prefill(alone, p)) < 1e-5f);
   }
+}
+
+TEST_CASE("buffers the threads split by channels start on a cache line") {
+  // The pool splits the recurrent state and the workspace at whole cache lines from channel 0; were a
+  // buffer not line-aligned, the line at each split would be written by two threads (false sharing, one
+  // line passed between the cores on every row of a scan). Not a timing: the addresses themselves.
+  const auto model = golden_model(2);
+  State state = model.new_state();
+  model.prefill(state, prompt_for(1, model.config().vocab_size));
+  const auto on_line = [](const float* p) { return reinterpret_cast<std::uintptr_t>(p) % cache_line_bytes == 0; };
+  std::size_t recurrent_layers = 0;
+  for (const auto& layer : state.layers()) {
+    if (layer.type != BlockType::recurrent) continue;
+    ++recurrent_layers;
+    CHECK(on_line(layer.rg_lru.data()));
+    CHECK(on_line(layer.conv.data()));
+  }
+  CHECK(recurrent_layers > 0);
+  for (std::size_t b = 0; b < Workspace::buffer_count; ++b)
+    CHECK(on_line(state.workspace().get(Workspace::Buffer(b), 1 + b).data()));
 }
