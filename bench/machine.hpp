@@ -122,6 +122,12 @@ inline std::size_t cache_bytes(int level) {
   return level == 2 ? std::size_t(1) << 20 : std::size_t(32) << 20;
 }
 
+// The least a working set meant to stream from main memory must span. Sysfs may say nothing of the caches
+// (the fallback above then assumes Zen 4's 32 MB L3), and what a VM's two CPUs see can exceed it: on the
+// Zen 5 VM of 30 Nov, cblas_sgemv cycling 157 MB of matrices read 74 GB/s, from 314 MB on 53, and a triad
+// over 3 × 64 MB read 15–20% faster than over 3 × 256 MB.
+inline constexpr std::size_t main_memory_min_bytes = std::size_t(512) << 20;
+
 // Where a working set of `bytes` lives when `threads` threads share it.
 enum class MemoryLevel { l2, l3, dram };
 inline MemoryLevel level_of(double bytes, std::size_t threads) {
@@ -136,10 +142,10 @@ inline const char* level_name(MemoryLevel l) { return l == MemoryLevel::l2 ? "L2
 //   triad: a[i] = b[i] + s·c[i], counting 12 bytes per element, STREAM's convention (the write-allocate
 //          read of a is not counted; our kernels' byte counts do not count it either);
 //   read:  the sum of b and c, 8 bytes per element: what loads alone reach, the decode GEMV's regime.
-// The default size, 3 × 64 MB, is well beyond a 32 MB L3: main memory.
+// The default size, 3 × 256 MB, is beyond main_memory_min_bytes: main memory.
 class Stream {
  public:
-  explicit Stream(std::size_t floats = std::size_t(1) << 24)
+  explicit Stream(std::size_t floats = main_memory_min_bytes / 2 / sizeof(float))
       : n_(floats), a_(new float[floats]), b_(new float[floats]), c_(new float[floats]) {}
 
   double triad_gbps(std::size_t threads, double min_seconds = 0.3) {
@@ -216,7 +222,7 @@ struct Bandwidths {
     Bandwidths b;
     const std::size_t l2_floats = cache_bytes(2) / 4 / 3 / 2;     // three arrays in half of one core's L2
     const std::size_t l3_floats = cache_bytes(3) / 4 / 3 / 2;     // in half of L3
-    const std::size_t sizes[3] = {l2_floats, l3_floats, std::size_t(1) << 24};
+    const std::size_t sizes[3] = {l2_floats, l3_floats, main_memory_min_bytes / 2 / sizeof(float)};
     for (int level = 0; level < 3; ++level)
       for (std::size_t t : {1, 2}) {
         // L2 is per core: each thread gets arrays of its own size.

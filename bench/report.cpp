@@ -140,10 +140,21 @@ std::string load_average() {
   return one.empty() ? "?" : one;
 }
 
+// Which of OpenBLAS's kernel sets the peer runs: a DYNAMIC_ARCH build picks one by CPU model, and one
+// older than the CPU falls back to a weaker set (Debian 12's 0.3.21 runs its AVX2 "Haswell" kernels on
+// Zen 5, half the AVX-512 peak; bench/report asks for its AVX-512 ones there).
+std::string openblas_kernels() {
+#if GRIFFIN_HAVE_OPENBLAS
+  return cat(", OpenBLAS ", openblas_get_corename(), " kernels");
+#else
+  return "";
+#endif
+}
+
 std::string machine_line(std::size_t threads) {
   return cat(cpu_model_name(), ", ", std::thread::hardware_concurrency(), " hardware threads (", threads, " used), g++ ",
-             __VERSION__, ", backend ", Backend::name, " (", Backend::lanes, " float lanes), load average ",
-             load_average(), " at start");
+             __VERSION__, ", backend ", Backend::name, " (", Backend::lanes, " float lanes)", openblas_kernels(),
+             ", load average ", load_average(), " at start");
 }
 
 // A pure FMA loop scales with the cores it gets; when two threads reach much less than twice one, other
@@ -250,13 +261,14 @@ void gemm_rows(Table& table, Anchors& a, const Options& o) {
   }
 }
 
-// Copies of the MLP gate's shape [7680, 2560], together at least 4 × L3: a call on the next copy each time
-// streams its weights from main memory as a decode step does (a single 78 MB matrix would stay partly in
-// a 32 MB L3).
+// Copies of the MLP gate's shape [7680, 2560], together at least 4 × L3 and main_memory_min_bytes: a call
+// on the next copy each time streams its weights from main memory as a decode step does (a single 78 MB
+// matrix would stay partly in a 32 MB L3; two of them still did on the Zen 5 VM, see machine.hpp).
 std::vector<Matrix> decode_matrix_copies(WeightType wt) {
   std::vector<Matrix> m;
   m.push_back(random_matrix(7680, 2560, wt));
-  while (double(m.size() * m[0].size_bytes()) < 4.0 * double(cache_bytes(3)))
+  const double enough = std::max(4.0 * double(cache_bytes(3)), double(main_memory_min_bytes));
+  while (double(m.size() * m[0].size_bytes()) < enough)
     m.push_back(random_matrix(7680, 2560, wt, m.size() + 1));
   return m;
 }
@@ -404,7 +416,8 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
   }
 }
 
-// The RG-LRU scan and Conv1D over a prefill chunk (T × 2560 channels, arrays far larger than L3) against
+// The RG-LRU scan and Conv1D over T × 2560 channels (T = 8192: 84 MB per array, 420 MB in all; with
+// T = 2048, 105 MB, part of it came from cache on the Zen 5 VM, see main_memory_min_bytes) against
 // the time just moving their bytes takes at triad bandwidth, on 1 and o.threads threads (channels split).
 // Their anchor is a triad measured right before and after each kernel (the faster of the two readings),
 // on arrays allocated beside the kernel's own: streaming bandwidth depends on the state the memory was
@@ -412,7 +425,7 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
 // 1.9× (two) faster than at the start of the run, for the triad and the kernels alike, so the opening
 // triad would flatter them (docs/performance.md). The last row per thread count shows that drift.
 void streaming_rows(Table& table, const Anchors& a, const Options& o) {
-  const std::size_t T = o.quick ? 512 : 2048, E = 2560, K = 4;
+  const std::size_t T = o.quick ? 512 : 8192, E = 2560, K = 4;
   // Cache-line aligned, as the model's workspace and state are (griffin/aligned.hpp).
   const auto aligned = [](const std::vector<float>& v) { return CacheLineVector<float>(v.begin(), v.end()); };
   const auto x = aligned(random_floats(T * E, 1.0f, 8)), gx = aligned(random_floats(T * E, 2.0f, 9)),
