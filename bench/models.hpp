@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <span>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 

@@ -421,7 +421,7 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
 // the time just moving their bytes takes at triad bandwidth, on 1 and o.threads threads (channels split).
 // Their anchor is a triad measured right before and after each kernel (the faster of the two readings),
 // on arrays allocated beside the kernel's own: streaming bandwidth depends on the state the memory was
-// handed out in. After the 5.4 GB model rows, freshly allocated arrays stream up to 1.4× (one thread) and
+// handed out in. On the Zen 4 VM, after the 5.4 GB model rows, fresh arrays streamed up to 1.4× (one thread) and
 // 1.9× (two) faster than at the start of the run, for the triad and the kernels alike, so the opening
 // triad would flatter them (docs/performance.md). The last row per thread count shows that drift.
 void streaming_rows(Table& table, const Anchors& a, const Options& o) {
