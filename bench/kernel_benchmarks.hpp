@@ -150,8 +150,7 @@ struct Linear {
     // at least main_memory_min_bytes (machine.hpp).
     std::vector<Matrix> w;
     w.push_back(random_matrix(F, D, WT));
-    const double enough = std::max(2.0 * double(cache_bytes(3)), double(main_memory_min_bytes));
-    while (!Prefill && double(w.size() * w[0].size_bytes()) < enough)
+    while (!Prefill && double(w.size() * w[0].size_bytes()) < main_memory_set_bytes(2.0))
       w.push_back(random_matrix(F, D, WT, w.size() + 1));
     auto x = random_floats(T * D, 1.0f, 3);
     std::vector<float> bias(F, 0.01f), y(T * F);

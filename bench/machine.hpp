@@ -128,6 +128,15 @@ inline std::size_t cache_bytes(int level) {
 // over 3 × 64 MB read 15–20% faster than over 3 × 256 MB.
 inline constexpr std::size_t main_memory_min_bytes = std::size_t(512) << 20;
 
+// Floats per array of a main-memory stream of three arrays (triad, read loop): 3 × 256 MB.
+inline constexpr std::size_t main_memory_stream_floats = main_memory_min_bytes / 2 / sizeof(float);
+
+// Bytes a set of copies cycled to stream from main memory must span: `l3_multiple` × L3, and at least
+// main_memory_min_bytes.
+inline double main_memory_set_bytes(double l3_multiple) {
+  return std::max(l3_multiple * double(cache_bytes(3)), double(main_memory_min_bytes));
+}
+
 // Where a working set of `bytes` lives when `threads` threads share it.
 enum class MemoryLevel { l2, l3, dram };
 inline MemoryLevel level_of(double bytes, std::size_t threads) {
@@ -145,7 +154,7 @@ inline const char* level_name(MemoryLevel l) { return l == MemoryLevel::l2 ? "L2
 // The default size, 3 × 256 MB, is beyond main_memory_min_bytes: main memory.
 class Stream {
  public:
-  explicit Stream(std::size_t floats = main_memory_min_bytes / 2 / sizeof(float))
+  explicit Stream(std::size_t floats = main_memory_stream_floats)
       : n_(floats), a_(new float[floats]), b_(new float[floats]), c_(new float[floats]) {}
 
   double triad_gbps(std::size_t threads, double min_seconds = 0.3) {
@@ -222,7 +231,7 @@ struct Bandwidths {
     Bandwidths b;
     const std::size_t l2_floats = cache_bytes(2) / 4 / 3 / 2;     // three arrays in half of one core's L2
     const std::size_t l3_floats = cache_bytes(3) / 4 / 3 / 2;     // in half of L3
-    const std::size_t sizes[3] = {l2_floats, l3_floats, main_memory_min_bytes / 2 / sizeof(float)};
+    const std::size_t sizes[3] = {l2_floats, l3_floats, main_memory_stream_floats};
     for (int level = 0; level < 3; ++level)
       for (std::size_t t : {1, 2}) {
         // L2 is per core: each thread gets arrays of its own size.

@@ -267,8 +267,7 @@ void gemm_rows(Table& table, Anchors& a, const Options& o) {
 std::vector<Matrix> decode_matrix_copies(WeightType wt) {
   std::vector<Matrix> m;
   m.push_back(random_matrix(7680, 2560, wt));
-  const double enough = std::max(4.0 * double(cache_bytes(3)), double(main_memory_min_bytes));
-  while (double(m.size() * m[0].size_bytes()) < enough)
+  while (double(m.size() * m[0].size_bytes()) < main_memory_set_bytes(4.0))
     m.push_back(random_matrix(7680, 2560, wt, m.size() + 1));
   return m;
 }
