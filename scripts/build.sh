@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Configures and builds griffin (Release, tests and examples) into build/. Extra arguments go to cmake.
+# Configures and builds griffin (Release, tests and examples) into build/. Extra arguments go to cmake
+# after ours, so they win (scripts/demo.sh turns the tests off). The options are passed every time: CMake
+# keeps a cached option, and build/ is shared, so a demo run would otherwise leave later builds testless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGRIFFIN_BUILD_TESTS=ON -DGRIFFIN_BUILD_EXAMPLES=ON "$@" >/dev/null
 cmake --build build -j"$(nproc)"
