@@ -417,53 +417,76 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
 
 // The RG-LRU scan and Conv1D over T × 2560 channels (T = 8192: 84 MB per array, 420 MB in all; with
 // T = 2048, 105 MB, part of it came from cache on the Zen 5 VM, see main_memory_min_bytes) against
-// the time just moving their bytes takes at triad bandwidth, on 1 and o.threads threads (channels split).
-// Their anchor is a triad measured right before and after each kernel (the faster of the two readings),
-// on arrays allocated beside the kernel's own: streaming bandwidth depends on the state the memory was
-// handed out in. On the Zen 4 VM, after the 5.4 GB model rows, fresh arrays streamed up to 1.4× (one thread) and
-// 1.9× (two) faster than at the start of the run, for the triad and the kernels alike, so the opening
-// triad would flatter them (docs/performance.md). The last row per thread count shows that drift.
+// the time just moving their bytes takes at triad bandwidth, on 1 and o.threads threads. The arrays are
+// head-major, [10 heads][T][256], and the threads split the heads, as the recurrent block runs them in a
+// prefill (blocks/recurrent.hpp); the fused scan the block calls (gates, scan and the output gate, five
+// streams) has its own row. Its output goes to another array than its multiplier (the block writes in
+// place): repeated in place, the timing loop would shrink the values towards subnormals. That costs it a
+// read for ownership of the output that the five streams counted do not include. Their anchor is a triad measured right before and after each kernel (the
+// faster of the two readings), on arrays allocated beside the kernel's own: streaming bandwidth depends on
+// the state the memory was handed out in. On the Zen 4 VM, after the 5.4 GB model rows, fresh arrays
+// streamed up to 1.4× (one thread) and 1.9× (two) faster than at the start of the run, for the triad and
+// the kernels alike, so the opening triad would flatter them (docs/performance.md). The last row per thread
+// count shows that drift.
 void streaming_rows(Table& table, const Anchors& a, const Options& o) {
-  const std::size_t T = o.quick ? 512 : 8192, E = 2560, K = 4;
+  const std::size_t T = o.quick ? 512 : 8192, E = 2560, K = 4, H = 10, bw = E / H;
   // Cache-line aligned, as the model's workspace and state are (griffin/aligned.hpp).
   const auto aligned = [](const std::vector<float>& v) { return CacheLineVector<float>(v.begin(), v.end()); };
   const auto x = aligned(random_floats(T * E, 1.0f, 8)), gx = aligned(random_floats(T * E, 2.0f, 9)),
              ga = aligned(random_floats(T * E, 2.0f, 10));
   auto scale = random_floats(E, 0.5f, 11);
   for (auto& s : scale) s = -0.4f - std::abs(s);
-  CacheLineVector<float> h(E, 0.0f), y(T * E);
+  CacheLineVector<float> h(E, 0.0f), y(T * E), gated(aligned(random_floats(T * E, 1.0f, 15)));
   std::vector<int> pos(T);
   for (std::size_t t = 0; t < T; ++t) pos[t] = int(100 + t);
   const auto taps = random_floats(K * E, 0.05f, 12), bias = random_floats(E, 0.1f, 13);
   auto conv_state = aligned(random_floats((K - 1) * E, 1.0f, 14));
   const double scan_bytes = 4.0 * (4.0 * double(T * E) + 3.0 * E);
+  const double gated_bytes = 4.0 * (5.0 * double(T * E) + 3.0 * E);
   const double conv_bytes = 4.0 * (2.0 * double(T * E) + double(K * E) + E);
+  const std::string shape = cat("_T", T, "_10x256");
   std::vector<std::size_t> thread_counts{1};
   if (o.threads > 1) thread_counts.push_back(o.threads);
   Stream dram;
   for (std::size_t threads : thread_counts) {
     ThreadPool pool(threads);
-    const std::size_t grain = 4 * Backend::lanes;
     const std::string t = cat("_", threads, "t");
+    // Calls f(head, its first channel, the offset of its [T, bw] matrix) for every head, heads split over threads.
+    const auto per_head = [&](auto&& f) {
+      pool.parallel_for(H, 1, [&](std::size_t h0, std::size_t h1) {
+        for (std::size_t head = h0; head < h1; ++head) f(head * bw, head * T * bw);
+      });
+    };
     const double triad_before = dram.triad_gbps(threads);
     const double scan = seconds([&] {
-      pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
-        kernels::rg_lru_scan<Backend>(x.data(), gx.data(), ga.data(), scale.data(), pos.data(), T, E, h.data(), y.data(), c0, c1);
+      per_head([&](std::size_t c, std::size_t m) {
+        kernels::rg_lru_scan<Backend>(x.data() + m, gx.data() + m, ga.data() + m, scale.data() + c, pos.data(), T, bw,
+                                      h.data() + c, y.data() + m, 0, bw);
       });
     }, o);
     const double triad_between = dram.triad_gbps(threads);
-    table.add({"rg_lru_scan_T" + std::to_string(T) + "_E2560" + t, scan_bytes / scan / 1e9, "GB/s",
-               "triad_beside" + t, std::max(triad_before, triad_between)});
+    table.add({"rg_lru_scan" + shape + t, scan_bytes / scan / 1e9, "GB/s", "triad_beside" + t,
+               std::max(triad_before, triad_between)});
+    const double fused = seconds([&] {
+      per_head([&](std::size_t c, std::size_t m) {
+        kernels::rg_lru_gated<Backend>(x.data() + m, gx.data() + m, ga.data() + m, scale.data() + c, pos.data(), T, bw,
+                                       h.data() + c, gated.data() + m, y.data() + m, 0, bw);
+      });
+    }, o);
+    const double triad_after_fused = dram.triad_gbps(threads);
+    table.add({"rg_lru_gated" + shape + t, gated_bytes / fused / 1e9, "GB/s", "triad_beside" + t,
+               std::max(triad_between, triad_after_fused)});
     const double conv = seconds([&] {
-      pool.parallel_for(E, grain, [&](std::size_t c0, std::size_t c1) {
-        kernels::conv1d<Backend>(x.data(), T, E, K, taps.data(), bias.data(), pos.data(), conv_state.data(), y.data(), c0, c1);
+      per_head([&](std::size_t c, std::size_t m) {
+        kernels::conv1d<Backend>(x.data() + m, bw, T, E, K, taps.data() + c, bias.data() + c, pos.data(),
+                                 conv_state.data() + c, y.data() + m, 0, bw);
       });
     }, o);
     const double triad_after = dram.triad_gbps(threads);
-    table.add({"conv1d_T" + std::to_string(T) + "_E2560" + t, conv_bytes / conv / 1e9, "GB/s",
-               "triad_beside" + t, std::max(triad_between, triad_after)});
-    table.add({"triad_beside_streaming_rows" + t, std::max({triad_before, triad_between, triad_after}), "GB/s",
-               "triad" + t, a.triad[capped(threads)]});
+    table.add({"conv1d" + shape + t, conv_bytes / conv / 1e9, "GB/s", "triad_beside" + t,
+               std::max(triad_after_fused, triad_after)});
+    table.add({"triad_beside_streaming_rows" + t, std::max({triad_before, triad_between, triad_after_fused, triad_after}),
+               "GB/s", "triad" + t, a.triad[capped(threads)]});
   }
 }
 

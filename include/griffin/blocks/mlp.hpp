@@ -21,8 +21,9 @@ void mlp_block(const Config& config, ThreadPool& pool, const MlpWeights& mw, con
   const std::span<float> gate = ws.get(Workspace::mlp_gate, N * F), up = ws.get(Workspace::mlp_up, N * F);
   parallel_linear_pair<Backend>(pool, normed, N, mw.gate_proj, mw.gate_proj_bias.data(), gate.data(), mw.up_proj,
                                 mw.up_proj_bias.data(), up.data());
-  pool.parallel_for(N, 1, [&](std::size_t r0, std::size_t r1) {
-    kernels::gated_gelu<Backend>(gate.data() + r0 * F, up.data() + r0 * F, (r1 - r0) * F, gate.data() + r0 * F);
+  // Split at whole vectors, so no element's path (vector or one-lane tail) depends on the thread count.
+  pool.parallel_for(N * F, 64 * Backend::lanes, [&](std::size_t b, std::size_t e) {
+    kernels::gated_gelu<Backend>(gate.data() + b, up.data() + b, e - b, gate.data() + b);
   });
   parallel_linear<Backend>(pool, gate.data(), N, mw.down_proj, mw.down_proj_bias.data(), out);
 }

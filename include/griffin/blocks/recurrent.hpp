@@ -18,24 +18,73 @@
 
 namespace griffin::blocks {
 
+// GeLU over a whole buffer, split between threads at whole vectors: an element past the last whole vector
+// of a part takes the one-lane path, whose tanh is not the vector one, so splitting by rows would make a
+// few outputs depend on the thread count wherever a row is not whole vectors.
+template <simd::VectorBackend Backend>
+void parallel_gelu_in_place(ThreadPool& pool, std::span<float> x) {
+  pool.parallel_for(x.size(), 64 * Backend::lanes, [&](std::size_t b, std::size_t e) {
+    kernels::gelu_in_place<Backend>(x.data() + b, e - b);
+  });
+}
+
+// How the block lays out its [B·T, E] intermediates (kernels/activation_layout.hpp). From gemm_min_tokens
+// rows on both give the same bits: every kernel computes each element the same way in either. Below it the
+// row-major linears take gemv and the head-major ones gemm, which round differently. `automatic` is
+// head-major for a chunk of gemm_min_tokens rows or more (a prefill) when a head is whole vectors, else
+// row-major (a decode step's single rows are contiguous heads already).
+enum class RecurrentLayout { automatic, row_major, head_major };
+
 // normed, out: [B·T, D] (sequence-major); positions: [B·T], each token's position in its sequence; chunk
 // row-group b belongs to state sequence sequences[b].
 template <simd::VectorBackend Backend, class Config>
 void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeights& rw, LayerState& ls,
                      const float* normed, const int* positions, const std::size_t* sequences, std::size_t B, std::size_t T,
-                     float* out, Workspace& ws) {
+                     float* out, Workspace& ws, RecurrentLayout layout = RecurrentLayout::automatic) {
   const std::size_t N = B * T;
   const std::size_t E = config.lru_width;
   const std::size_t K = config.conv_width;
   const std::size_t H = config.num_heads;
+  const std::size_t bw = E / H;
   const std::span<float> y = ws.get(Workspace::branch, N * E), u = ws.get(Workspace::lru_input, N * E),
                          conv = ws.get(Workspace::conv_out, N * E), gate_x = ws.get(Workspace::input_gate, N * E),
                          gate_a = ws.get(Workspace::recurrence_gate, N * E);
+  if (layout == RecurrentLayout::automatic)
+    layout = N >= kernels::gemm_min_tokens && bw % Backend::lanes == 0 ? RecurrentLayout::head_major
+                                                                       : RecurrentLayout::row_major;
+  if (layout == RecurrentLayout::head_major) {
+    // [H][B·T][bw]: head h of token row r at h·N·bw + r·bw. Each thread's heads are contiguous memory, and
+    // Conv1D, both gates and the scan of a head run back to back while its rows are still in cache.
+    const auto heads = kernels::ActivationLayout::head_major(N, bw);
+    parallel_linear_pair<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data(), rw.linear_x,
+                                  rw.linear_x_bias.data(), u.data(), heads);
+    parallel_gelu_in_place<Backend>(pool, y);
+    pool.parallel_for(H, 1, [&](std::size_t h0, std::size_t h1) {
+      for (std::size_t h = h0; h < h1; ++h) {
+        const std::size_t head = h * N * bw, c = h * bw;  // head h's [N, bw] matrix; its first channel
+        for (std::size_t b = 0; b < B; ++b)
+          kernels::conv1d<Backend>(u.data() + head + b * T * bw, bw, T, E, K, rw.conv_taps.data() + c,
+                                   rw.conv_bias.data() + c, positions + b * T,
+                                   ls.conv.data() + sequences[b] * (K - 1) * E + c, conv.data() + head + b * T * bw, 0, bw);
+        kernels::block_diagonal_linear<Backend>(conv.data() + head, N, bw, 1, rw.input_gate_weight.data() + h * bw * bw,
+                                                rw.input_gate_bias.data() + c, gate_x.data() + head);
+        kernels::block_diagonal_linear<Backend>(conv.data() + head, N, bw, 1,
+                                                rw.recurrent_gate_weight.data() + h * bw * bw,
+                                                rw.recurrent_gate_bias.data() + c, gate_a.data() + head);
+        for (std::size_t b = 0; b < B; ++b) {
+          const std::size_t rows = head + b * T * bw;
+          kernels::rg_lru_gated<Backend>(conv.data() + rows, gate_x.data() + rows, gate_a.data() + rows,
+                                         rw.log_a_scale.data() + c, positions + b * T, T, bw,
+                                         ls.rg_lru.data() + sequences[b] * E + c, y.data() + rows, y.data() + rows, 0, bw);
+        }
+      }
+    });
+    parallel_linear<Backend>(pool, y.data(), N, rw.linear_out, rw.linear_out_bias.data(), out, heads);
+    return;
+  }
   parallel_linear_pair<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data(), rw.linear_x,
                                 rw.linear_x_bias.data(), u.data());
-  pool.parallel_for(N, 1, [&](std::size_t b, std::size_t e) {
-    kernels::gelu_in_place<Backend>(y.data() + b * E, (e - b) * E);
-  });
+  parallel_gelu_in_place<Backend>(pool, y);
   // Conv1D, the two gates and the scan (gated by the GeLU branch, which it overwrites) all work on
   // channels, and a gate never mixes channels of different blocks.
   auto conv_part = [&](std::size_t c0, std::size_t c1) {
@@ -55,7 +104,6 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
                                      rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + sequences[b] * E,
                                      y.data() + b * T * E, y.data() + b * T * E, c0, c1);
   };
-  const std::size_t bw = E / H;
   if (bw % Backend::lanes == 0) {
     // One job per thread over whole gate blocks, no fork-join in between (three fewer per decode step).
     // Block edges are whole vectors, so every channel takes the same path as with any other split.

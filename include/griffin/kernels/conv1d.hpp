@@ -39,31 +39,35 @@ inline void conv1d(const float* u, std::size_t tokens, std::size_t channels, std
 }
 }  // namespace reference
 
-// u, y: [tokens, channels]; taps [width, channels]; state [width-1, channels] (read, then updated);
-// segment_pos [tokens]: each token's position within its document. Channels [c_begin, c_end) only, so
-// callers can split channels across threads; the state update covers the same channels.
+// u, y: [tokens] rows `ld` floats apart; taps [width, channels]; state [width-1, channels] (read, then
+// updated); segment_pos [tokens]: each token's position within its document. Channels [c_begin, c_end)
+// only, so callers can split channels across threads; the state update covers the same channels. For a
+// [tokens, channels] chunk ld = channels; the recurrent block's head-major chunks pass one head at a time
+// (u and y that head's [tokens, head width] matrix, ld its width, taps, bias and state offset to its first
+// channel).
 template <simd::VectorBackend B>
-void conv1d(const float* u, std::size_t tokens, std::size_t channels, std::size_t width, const float* taps,
-            const float* bias, const int* segment_pos, float* state, float* y, std::size_t c_begin,
+void conv1d(const float* u, std::size_t ld, std::size_t tokens, std::size_t channels, std::size_t width,
+            const float* taps, const float* bias, const int* segment_pos, float* state, float* y, std::size_t c_begin,
             std::size_t c_end) {
   constexpr std::size_t L = B::lanes;
   const std::size_t history = width - 1;
+  const std::size_t vector_end = c_begin + (c_end - c_begin) / L * L;
+  // Row `lag` tokens before t, as a pointer its channel c is read at.
   auto input_row = [&](std::size_t t, std::size_t lag) -> const float* {
-    return lag <= t ? u + (t - lag) * channels : state + (history - (lag - t)) * channels;
+    return lag <= t ? u + (t - lag) * ld : state + (history - (lag - t)) * channels;
   };
   for (std::size_t t = 0; t < tokens; ++t) {
     const std::size_t visible = std::min<std::size_t>(history, std::size_t(std::max(segment_pos[t], 0)));
-    std::size_t c = c_begin;
-    for (; c + L <= c_end; c += L) {
+    for (std::size_t c = c_begin; c < vector_end; c += L) {
       auto acc = B::load(bias + c);
       for (std::size_t lag = 0; lag <= visible; ++lag)
         acc = B::fma(B::load(taps + (history - lag) * channels + c), B::load(input_row(t, lag) + c), acc);
-      B::store(y + t * channels + c, acc);
+      B::store(y + t * ld + c, acc);
     }
-    for (; c < c_end; ++c) {
+    for (std::size_t c = vector_end; c < c_end; ++c) {
       float acc = bias[c];
       for (std::size_t lag = 0; lag <= visible; ++lag) acc += taps[(history - lag) * channels + c] * input_row(t, lag)[c];
-      y[t * channels + c] = acc;
+      y[t * ld + c] = acc;
     }
   }
   // New state: the last K-1 inputs of (old state ++ u), oldest first.
@@ -72,7 +76,15 @@ void conv1d(const float* u, std::size_t tokens, std::size_t channels, std::size_
   for (std::size_t r = 0; r < keep_old; ++r)
     std::memmove(state + r * channels + c_begin, state + (r + history - keep_old) * channels + c_begin, n * sizeof(float));
   for (std::size_t r = keep_old; r < history; ++r)
-    std::memcpy(state + r * channels + c_begin, u + (tokens - (history - r)) * channels + c_begin, n * sizeof(float));
+    std::memcpy(state + r * channels + c_begin, u + (tokens - (history - r)) * ld + c_begin, n * sizeof(float));
+}
+
+// u, y: [tokens, channels]; the rest as above.
+template <simd::VectorBackend B>
+void conv1d(const float* u, std::size_t tokens, std::size_t channels, std::size_t width, const float* taps,
+            const float* bias, const int* segment_pos, float* state, float* y, std::size_t c_begin,
+            std::size_t c_end) {
+  conv1d<B>(u, channels, tokens, channels, width, taps, bias, segment_pos, state, y, c_begin, c_end);
 }
 
 template <simd::VectorBackend B>

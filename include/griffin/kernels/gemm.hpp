@@ -22,6 +22,7 @@
 #endif
 
 #include "griffin/dtype.hpp"
+#include "griffin/kernels/activation_layout.hpp"
 #include "griffin/kernels/matrix_view.hpp"
 #include "griffin/simd/backend.hpp"
 
@@ -206,37 +207,39 @@ inline std::size_t weight_lines(TransposedMatrixView, std::size_t, std::size_t, 
 }
 
 // X rows [m0, m0 + mb) × columns [k0, k0 + kb) as panels of MR rows, k-major ([kb][MR]), zero-padded.
-// `out` needs 8 floats of slack at the end (the vector path stores whole 8-float rows).
+// Each panel is copied a run of columns at a time, a run being contiguous within each row (the whole K
+// block for a row-major X, up to a head's end for a head-major one). `out` needs 8 floats of slack at the
+// end (the vector path stores whole 8-float rows).
 template <std::size_t MR>
-void pack_inputs(const float* x, std::size_t ldx, std::size_t m0, std::size_t mb, std::size_t k0, std::size_t kb,
-                 float* out) {
+void pack_inputs(const float* x, ActivationLayout layout, std::size_t m0, std::size_t mb, std::size_t k0,
+                 std::size_t kb, float* out) {
   for (std::size_t p = 0; p < mb; p += MR) {
     float* panel = out + p * kb;
     const std::size_t rows = std::min(MR, mb - p);
+    for (std::size_t k = 0; k < kb;) {
+      const std::size_t run = std::min(kb - k, layout.run_from(k0 + k)), ld = layout.ld;
+      const float* src = x + layout.offset(m0 + p, k0 + k);  // (row m0 + p + i, column k0 + k + j) is src[i·ld + j]
+      float* dst = panel + k * MR;
+      std::size_t j = 0;
 #if defined(__AVX2__)
-    if constexpr (MR <= 8) {
-      if (rows == MR) {
-        // 8 k at a time: MR rows of 8 transposed to 8 rows of MR, each stored as 8 floats whose last
-        // 8 - MR are overwritten by the next k's row (or land in the slack).
-        std::size_t k = 0;
-        for (; k + 8 <= kb; k += 8) {
-          __m256 r8[8];
-          for (std::size_t i = 0; i < 8; ++i)
-            r8[i] = i < MR ? _mm256_loadu_ps(x + (m0 + p + i) * ldx + k0 + k) : _mm256_setzero_ps();
-          transpose8_store(r8, panel + k * MR, MR);
+      if constexpr (MR <= 8) {
+        if (rows == MR) {
+          // 8 k at a time: MR rows of 8 transposed to 8 rows of MR, each stored as 8 floats whose last
+          // 8 - MR are overwritten by the next k's row (or the next run's or panel's, or land in the slack).
+          for (; j + 8 <= run; j += 8) {
+            __m256 r8[8];
+            for (std::size_t i = 0; i < 8; ++i) r8[i] = i < MR ? _mm256_loadu_ps(src + i * ld + j) : _mm256_setzero_ps();
+            transpose8_store(r8, dst + j * MR, MR);
+          }
         }
-        for (; k < kb; ++k)
-          for (std::size_t i = 0; i < MR; ++i) panel[k * MR + i] = x[(m0 + p + i) * ldx + k0 + k];
-        continue;
       }
-    }
 #endif
-    for (std::size_t i = 0; i < rows; ++i) {
-      const float* row = x + (m0 + p + i) * ldx + k0;
-      for (std::size_t k = 0; k < kb; ++k) panel[k * MR + i] = row[k];
+      for (; j < run; ++j) {
+        for (std::size_t i = 0; i < rows; ++i) dst[j * MR + i] = src[i * ld + j];
+        for (std::size_t i = rows; i < MR; ++i) dst[j * MR + i] = 0.0f;
+      }
+      k += run;
     }
-    for (std::size_t i = rows; i < MR; ++i)
-      for (std::size_t k = 0; k < kb; ++k) panel[k * MR + i] = 0.0f;
   }
 }
 
@@ -273,20 +276,24 @@ inline void gemm_micro_tile(std::size_t kb, const float* a, const float* b, floa
 
 }  // namespace detail
 
-// The general form: rows of x and y at any stride (ldx ≥ w.cols, ldy ≥ n_end), and with `accumulate`
-// each chain starts from y's current value instead of the bias (y += x · Wᵀ).
+// The general form: x and y in any ActivationLayout (row-major at any stride, or head-major), and with
+// `accumulate` each chain starts from y's current value instead of the bias (y += x · Wᵀ). Every output is
+// the same chain whatever the layouts: they only move where X is read and Y written.
+//
+// Kept out of line: inlined into a caller whose sizes are constants (a test's), GCC 12 follows paths no
+// call takes and warns of out-of-bounds stores (-Warray-bounds); a call costs nothing beside a matmul.
 template <simd::VectorBackend B, class View>
-void gemm_strided(const float* x, std::size_t ldx, std::size_t tokens, View w, const float* bias, float* y,
-                  std::size_t ldy, std::size_t n_begin, std::size_t n_end, bool accumulate) {
+[[gnu::noinline]] void gemm_in_layouts(const float* x, ActivationLayout x_layout, std::size_t tokens, View w, const float* bias,
+                     float* y, ActivationLayout y_layout, std::size_t n_begin, std::size_t n_end, bool accumulate) {
   using Blk = GemmBlocking<B>;
   constexpr std::size_t MR = Blk::mr, NR = Blk::nr;
-  const std::size_t K = w.cols, N = ldy;
+  const std::size_t K = w.cols;
   if (tokens == 0 || n_begin >= n_end) return;
   if (accumulate) bias = nullptr;
   if (K == 0) {  // an empty sum: just the bias
     if (!accumulate)
       for (std::size_t t = 0; t < tokens; ++t)
-        for (std::size_t n = n_begin; n < n_end; ++n) y[t * N + n] = bias ? bias[n] : 0.0f;
+        for (std::size_t n = n_begin; n < n_end; ++n) y[y_layout.offset(t, n)] = bias ? bias[n] : 0.0f;
     return;
   }
   thread_local detail::PackBuffer w_buffer, x_buffer;
@@ -296,6 +303,7 @@ void gemm_strided(const float* x, std::size_t ldx, std::size_t tokens, View w, c
   float* packed_x = x_buffer.get(Blk::kc * mc_max + 8);
   alignas(64) float edge[MR * NR];
   alignas(64) float edge_bias[NR];
+  const std::size_t ldc = y_layout.ld;
 
   for (std::size_t jc = n_begin; jc < n_end; jc += Blk::nc) {
     const std::size_t nb = std::min(Blk::nc, n_end - jc);
@@ -304,7 +312,7 @@ void gemm_strided(const float* x, std::size_t ldx, std::size_t tokens, View w, c
       const bool first = pc == 0 && !accumulate;
       for (std::size_t ic = 0; ic < tokens; ic += Blk::mc) {
         const std::size_t mb = std::min(Blk::mc, tokens - ic);
-        detail::pack_inputs<MR>(x, ldx, ic, mb, pc, kb, packed_x);
+        detail::pack_inputs<MR>(x, x_layout, ic, mb, pc, kb, packed_x);
         for (std::size_t jr = 0; jr < nb; jr += NR) {
           const std::size_t cols = std::min(NR, nb - jr);
           // W is packed a panel at a time during the first row block, just before the panel's first use: it is
@@ -317,6 +325,8 @@ void gemm_strided(const float* x, std::size_t ldx, std::size_t tokens, View w, c
             std::copy_n(tile_bias, cols, edge_bias);
             tile_bias = edge_bias;
           }
+          // The panel's outputs are a contiguous run of each Y row unless it crosses a head of Y.
+          const bool panel_in_one_run = y_layout.run_from(jc + jr) >= cols;
           const std::size_t tiles = (mb + MR - 1) / MR, next_cols = jr + NR < nb ? std::min(NR, nb - jr - NR) : 0;
           for (std::size_t ir = 0; ir < mb; ir += MR) {
             const std::size_t rows = std::min(MR, mb - ir);
@@ -328,26 +338,46 @@ void gemm_strided(const float* x, std::size_t ldx, std::size_t tokens, View w, c
                     ? detail::weight_lines(w, jc + jr + NR, next_cols, pc, kb, ir / MR, tiles, kb / 8, lines)
                     : 0;
             const float* xp = packed_x + ir * kb;
-            float* c = y + (ic + ir) * N + jc + jr;
-            // Y is far larger than the caches and every K block reloads its tile, so fetch the next
-            // tile's rows while this one computes (the load would otherwise stall the first FMAs).
-            if (!first && ir + MR < mb)
-              for (std::size_t i = 0; i < MR; ++i)
-                for (std::size_t j = 0; j < NR; j += 64 / sizeof(float)) simd::prefetch_for_write(c + (MR + i) * N + j);
-            if (rows == MR && cols == NR) {
-              detail::gemm_micro_tile<B, MR, NR>(kb, xp, wp, c, N, tile_bias, first, lines, line_count);
-              continue;
+            if (panel_in_one_run) {
+              float* c = y + y_layout.offset(ic + ir, jc + jr);
+              // Y is far larger than the caches and every K block reloads its tile, so fetch the next
+              // tile's rows while this one computes (the load would otherwise stall the first FMAs).
+              if (!first && ir + MR < mb)
+                for (std::size_t i = 0; i < MR; ++i)
+                  for (std::size_t j = 0; j < NR; j += 64 / sizeof(float)) simd::prefetch_for_write(c + (MR + i) * ldc + j);
+              if (rows == MR && cols == NR) {
+                detail::gemm_micro_tile<B, MR, NR>(kb, xp, wp, c, ldc, tile_bias, first, lines, line_count);
+                continue;
+              }
             }
-            // A partial tile runs in a full-size scratch tile; only its valid part is copied in and out.
-            if (!first)
-              for (std::size_t i = 0; i < rows; ++i) std::copy_n(c + i * N, cols, edge + i * NR);
+            // A partial tile (or one split between heads) runs in a full-size scratch tile; only its valid
+            // part is copied in and out, a run of columns (within one head of Y) at a time.
+            const auto copy_tile = [&](bool into_edge) {
+              for (std::size_t j = 0; j < cols;) {
+                const std::size_t run = panel_in_one_run ? cols - j : std::min(cols - j, y_layout.run_from(jc + jr + j));
+                float* c = y + y_layout.offset(ic + ir, jc + jr + j);
+                for (std::size_t i = 0; i < rows; ++i)
+                  if (into_edge) std::copy_n(c + i * ldc, run, edge + i * NR + j);
+                  else std::copy_n(edge + i * NR + j, run, c + i * ldc);
+                j += run;
+              }
+            };
+            if (!first) copy_tile(true);
             detail::gemm_micro_tile<B, MR, NR>(kb, xp, wp, edge, NR, tile_bias, first, lines, line_count);
-            for (std::size_t i = 0; i < rows; ++i) std::copy_n(edge + i * NR, cols, c + i * N);
+            copy_tile(false);
           }
         }
       }
     }
   }
+}
+
+// Rows of x and y at any stride (ldx ≥ w.cols, ldy ≥ n_end).
+template <simd::VectorBackend B, class View>
+void gemm_strided(const float* x, std::size_t ldx, std::size_t tokens, View w, const float* bias, float* y,
+                  std::size_t ldy, std::size_t n_begin, std::size_t n_end, bool accumulate) {
+  gemm_in_layouts<B>(x, ActivationLayout::row_major(ldx), tokens, w, bias, y, ActivationLayout::row_major(ldy),
+                     n_begin, n_end, accumulate);
 }
 
 // y[t, n] = Σ_k x[t, k] · w[n, k] + bias[n] for all tokens and the outputs n in [n_begin, n_end) (callers

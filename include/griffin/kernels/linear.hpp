@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "griffin/dtype.hpp"
+#include "griffin/kernels/activation_layout.hpp"
 #include "griffin/kernels/gemm.hpp"
 #include "griffin/kernels/gemv.hpp"
 #include "griffin/kernels/matrix_view.hpp"
@@ -32,6 +33,17 @@ void linear(const float* x, std::size_t tokens, View w, const float* bias, float
     gemm<B>(x, tokens, w, bias, y, n_begin, n_end);
   else
     gemv<B>(x, tokens, w, bias, y, n_begin, n_end);
+}
+
+// The same with x and y in the given layouts (the recurrent block keeps its branches head-major). gemv
+// reads and writes row-major rows only, so other layouts take gemm whatever the token count.
+template <simd::VectorBackend B, class View>
+void linear(const float* x, ActivationLayout x_layout, std::size_t tokens, View w, const float* bias, float* y,
+            ActivationLayout y_layout, std::size_t n_begin, std::size_t n_end) {
+  if (x_layout == ActivationLayout::row_major(w.cols) && y_layout == ActivationLayout::row_major(w.rows))
+    linear<B>(x, tokens, w, bias, y, n_begin, n_end);
+  else
+    gemm_in_layouts<B>(x, x_layout, tokens, w, bias, y, y_layout, n_begin, n_end, false);
 }
 
 template <simd::VectorBackend B, class View>

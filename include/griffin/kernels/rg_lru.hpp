@@ -80,6 +80,7 @@ void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width
                       y + h * bw, width, 0, bw, false);
     return;
   }
+  const std::size_t wide_end = bw / (4 * L) * (4 * L), vector_end = bw / L * L;
   for (std::size_t t = 0; t < tokens; ++t) {
     const float* xt = x + t * width;
     float* yt = y + t * width;
@@ -87,7 +88,7 @@ void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width
       const float* wh = w + h * bw * bw;
       std::size_t j = 0;
       // Four vectors of outputs at a time: each broadcast input feeds four FMAs.
-      for (; j + 4 * L <= bw; j += 4 * L) {
+      for (; j < wide_end; j += 4 * L) {
         typename B::vec acc[4];
         for (int q = 0; q < 4; ++q) acc[q] = B::load(b + h * bw + j + q * L);
         for (std::size_t i = 0; i < bw; ++i) {
@@ -96,7 +97,7 @@ void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width
         }
         for (int q = 0; q < 4; ++q) B::store(yt + h * bw + j + q * L, acc[q]);
       }
-      for (; j + L <= bw; j += L) {
+      for (; j < vector_end; j += L) {
         auto acc = B::load(b + h * bw + j);
         for (std::size_t i = 0; i < bw; ++i) acc = B::fma(B::set(xt[h * bw + i]), B::load(wh + i * bw + j), acc);
         B::store(yt + h * bw + j, acc);
