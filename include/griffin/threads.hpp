@@ -17,12 +17,31 @@
 #include <thread>
 #include <vector>
 
+// The least work (multiply-adds, or element operations) worth a part of its own: handing a part to another
+// thread and waiting for it costs about a microsecond even with the workers spinning, about what one core
+// takes for 2^16 multiply-adds from cache. The demo model (2.8M parameters) decoded 1.3x faster on one thread
+// than on two when every layer was split (docs/performance.md). The test build sets 0, so that every split
+// the kernels allow is made there and checked for bit-identical results.
+#ifndef GRIFFIN_MIN_PART_WORK
+#define GRIFFIN_MIN_PART_WORK 65536
+#endif
+
 namespace griffin {
 
 class ThreadPool {
  public:
   // More threads than this is a mistake (a typo'd count would otherwise start them all and spin).
   static constexpr std::size_t max_threads = 1024;
+  static constexpr std::size_t min_part_work = GRIFFIN_MIN_PART_WORK;
+
+  // The grain for parallel_for over items costing `item_work` each: a multiple of `grain`, of enough items
+  // that every part (but the last) does at least min_part_work. Small jobs then run on the calling thread.
+  static constexpr std::size_t grain_for(std::size_t item_work, std::size_t grain = 1) {
+    grain = std::max<std::size_t>(grain, 1);
+    if (item_work == 0) return grain;
+    const std::size_t items = (min_part_work + item_work - 1) / item_work;
+    return std::max(grain, (items + grain - 1) / grain * grain);
+  }
 
   // threads = 0 means one per hardware thread.
   explicit ThreadPool(std::size_t threads = 0) {

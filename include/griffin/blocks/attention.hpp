@@ -3,6 +3,7 @@
 // then o_proj. The chunk's keys are appended to each sequence's KV cache afterwards.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -45,8 +46,11 @@ void attention_block(const Config& config, ThreadPool& pool, const AttentionWeig
     std::size_t n_segments = cache.segments(segments);
     segments[n_segments++] = {k.data() + b * T * Dh, v.data() + b * T * Dh, positions + b * T, nullptr, T};
     const kernels::QueryRows queries{q.data() + b * T * HD, positions + b * T, nullptr, T};
-    // Split the (token, head) rows: a prefill chunk by tokens, a decode step by heads.
-    pool.parallel_for(T * H, 1, [&](std::size_t r0, std::size_t r1) {
+    // Split the (token, head) rows: a prefill chunk by tokens, a decode step by heads; a row's work is
+    // a score and a weighted value per key it may see.
+    const std::size_t cached = cache.size() + T;
+    const std::size_t keys = window == dynamic ? cached : std::min(cached, window + T);
+    pool.parallel_for(T * H, ThreadPool::grain_for(2 * keys * Dh), [&](std::size_t r0, std::size_t r1) {
       kernels::mqa_attention_rows<Backend>(queries, std::span(segments, n_segments), H, Dh, window,
                                            mixed.data() + b * T * HD, r0, r1);
     });

@@ -12,14 +12,16 @@
 
 namespace griffin::blocks {
 
-// y = x · Wᵀ + b for `rows` rows of x; bias may be null. x may be laid out other than row-major
+// y = x · Wᵀ + b for `rows` rows of x; bias may be null. Outputs are split between threads in whole gemm
+// panels and, for a small matrix, not at all (ThreadPool::grain_for). x may be laid out other than row-major
 // (kernels/activation_layout.hpp); y is row-major.
 template <simd::VectorBackend Backend>
 void parallel_linear(ThreadPool& pool, const float* x, std::size_t rows, const Matrix& w, const float* bias, float* y,
                      std::optional<kernels::ActivationLayout> x_layout = std::nullopt) {
   w.visit([&](auto view) {
     const auto in = x_layout.value_or(kernels::ActivationLayout::row_major(view.cols));
-    pool.parallel_for(view.rows, kernels::linear_output_grain<Backend>(rows), [&](std::size_t begin, std::size_t end) {
+    const std::size_t grain = ThreadPool::grain_for(rows * view.cols, kernels::linear_output_grain<Backend>(rows));
+    pool.parallel_for(view.rows, grain, [&](std::size_t begin, std::size_t end) {
       kernels::linear<Backend>(x, in, rows, view, bias, y, kernels::ActivationLayout::row_major(view.rows), begin, end);
     });
   });
@@ -37,7 +39,8 @@ void parallel_linear_pair(ThreadPool& pool, const float* x, std::size_t rows, co
   const auto in = ActivationLayout::row_major(w1.cols());
   const auto out1 = out_layout.value_or(ActivationLayout::row_major(n1)),
              out2 = out_layout.value_or(ActivationLayout::row_major(n2));
-  pool.parallel_for(n1 + n2, kernels::linear_output_grain<Backend>(rows), [&](std::size_t begin, std::size_t end) {
+  const std::size_t grain = ThreadPool::grain_for(rows * w1.cols(), kernels::linear_output_grain<Backend>(rows));
+  pool.parallel_for(n1 + n2, grain, [&](std::size_t begin, std::size_t end) {
     if (begin < n1)
       w1.visit([&](auto view) { kernels::linear<Backend>(x, in, rows, view, bias1, y1, out1, begin, std::min(end, n1)); });
     if (end > n1)

@@ -22,7 +22,8 @@ void mlp_block(const Config& config, ThreadPool& pool, const MlpWeights& mw, con
   parallel_linear_pair<Backend>(pool, normed, N, mw.gate_proj, mw.gate_proj_bias.data(), gate.data(), mw.up_proj,
                                 mw.up_proj_bias.data(), up.data());
   // Split at whole vectors, so no element's path (vector or one-lane tail) depends on the thread count.
-  pool.parallel_for(N * F, 64 * Backend::lanes, [&](std::size_t b, std::size_t e) {
+  pool.parallel_for(N * F, ThreadPool::grain_for(kernels::gelu_work_per_element, 64 * Backend::lanes),
+                    [&](std::size_t b, std::size_t e) {
     kernels::gated_gelu<Backend>(gate.data() + b, up.data() + b, e - b, gate.data() + b);
   });
   parallel_linear<Backend>(pool, gate.data(), N, mw.down_proj, mw.down_proj_bias.data(), out);

@@ -23,7 +23,8 @@ namespace griffin::blocks {
 // few outputs depend on the thread count wherever a row is not whole vectors.
 template <simd::VectorBackend Backend>
 void parallel_gelu_in_place(ThreadPool& pool, std::span<float> x) {
-  pool.parallel_for(x.size(), 64 * Backend::lanes, [&](std::size_t b, std::size_t e) {
+  pool.parallel_for(x.size(), ThreadPool::grain_for(kernels::gelu_work_per_element, 64 * Backend::lanes),
+                    [&](std::size_t b, std::size_t e) {
     kernels::gelu_in_place<Backend>(x.data() + b, e - b);
   });
 }
@@ -52,6 +53,9 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
   if (layout == RecurrentLayout::automatic)
     layout = N >= kernels::gemm_min_tokens && bw % Backend::lanes == 0 ? RecurrentLayout::head_major
                                                                        : RecurrentLayout::row_major;
+  // A head's work per row: its two gates (bw × bw multiply-adds each), Conv1D and the scan (some 40
+  // operations per channel, the scan's exponentials most of them).
+  const std::size_t head_grain = ThreadPool::grain_for(N * bw * (2 * bw + 40));
   if (layout == RecurrentLayout::head_major) {
     // [H][B·T][bw]: head h of token row r at h·N·bw + r·bw. Each thread's heads are contiguous memory, and
     // Conv1D, both gates and the scan of a head run back to back while its rows are still in cache.
@@ -59,7 +63,7 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
     parallel_linear_pair<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data(), rw.linear_x,
                                   rw.linear_x_bias.data(), u.data(), heads);
     parallel_gelu_in_place<Backend>(pool, y);
-    pool.parallel_for(H, 1, [&](std::size_t h0, std::size_t h1) {
+    pool.parallel_for(H, head_grain, [&](std::size_t h0, std::size_t h1) {
       for (std::size_t h = h0; h < h1; ++h) {
         const std::size_t head = h * N * bw, c = h * bw;  // head h's [N, bw] matrix; its first channel
         for (std::size_t b = 0; b < B; ++b)
@@ -107,15 +111,15 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
   if (bw % Backend::lanes == 0) {
     // One job per thread over whole gate blocks, no fork-join in between (three fewer per decode step).
     // Block edges are whole vectors, so every channel takes the same path as with any other split.
-    pool.parallel_for(H, 1, [&](std::size_t h0, std::size_t h1) {
+    pool.parallel_for(H, head_grain, [&](std::size_t h0, std::size_t h1) {
       conv_part(h0 * bw, h1 * bw);
       gates_part(h0, h1);
       scan_part(h0 * bw, h1 * bw);
     });
   } else {
-    const std::size_t grain = 4 * Backend::lanes;  // splits at whole vectors (see above)
+    const std::size_t grain = ThreadPool::grain_for(N * 40, 4 * Backend::lanes);  // whole vectors (see above)
     pool.parallel_for(E, grain, conv_part);
-    pool.parallel_for(H, 1, gates_part);
+    pool.parallel_for(H, ThreadPool::grain_for(N * bw * 2 * bw), gates_part);
     pool.parallel_for(E, grain, scan_part);
   }
   parallel_linear<Backend>(pool, y.data(), N, rw.linear_out, rw.linear_out_bias.data(), out);

@@ -42,6 +42,9 @@ inline float gelu_tanh_scalar(float x) {
 }
 }  // namespace detail
 
+// Operations per element of the GeLU (a tanh and a few multiplies): how callers size a thread's share.
+inline constexpr std::size_t gelu_work_per_element = 24;
+
 template <simd::VectorBackend B>
 void gelu_in_place(float* x, std::size_t n) {
   constexpr std::size_t L = B::lanes;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 
@@ -64,9 +65,12 @@ void conv1d(const float* u, std::size_t ld, std::size_t tokens, std::size_t chan
         acc = B::fma(B::load(taps + (history - lag) * channels + c), B::load(input_row(t, lag) + c), acc);
       B::store(y + t * ld + c, acc);
     }
+    // The same fused multiply-adds one lane at a time (a plain a * b + c is fused or not as the compiler
+    // likes, and then a channel's result would depend on whether a split put it in a vector).
     for (std::size_t c = vector_end; c < c_end; ++c) {
       float acc = bias[c];
-      for (std::size_t lag = 0; lag <= visible; ++lag) acc += taps[(history - lag) * channels + c] * input_row(t, lag)[c];
+      for (std::size_t lag = 0; lag <= visible; ++lag)
+        acc = std::fma(taps[(history - lag) * channels + c], input_row(t, lag)[c], acc);
       y[t * ld + c] = acc;
     }
   }
