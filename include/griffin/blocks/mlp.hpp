@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "griffin/blocks/elementwise.hpp"
 #include "griffin/blocks/linear_layer.hpp"
 #include "griffin/config.hpp"
 #include "griffin/state.hpp"
@@ -21,9 +22,7 @@ void mlp_block(const Config& config, ThreadPool& pool, const MlpWeights& mw, con
   const std::span<float> gate = ws.get(Workspace::mlp_gate, N * F), up = ws.get(Workspace::mlp_up, N * F);
   parallel_linear_pair<Backend>(pool, normed, N, mw.gate_proj, mw.gate_proj_bias.data(), gate.data(), mw.up_proj,
                                 mw.up_proj_bias.data(), up.data());
-  // Split at whole vectors, so no element's path (vector or one-lane tail) depends on the thread count.
-  pool.parallel_for(N * F, ThreadPool::grain_for(kernels::gelu_work_per_element, 64 * Backend::lanes),
-                    [&](std::size_t b, std::size_t e) {
+  parallel_elementwise<Backend>(pool, N * F, kernels::gelu_work_per_element, [&](std::size_t b, std::size_t e) {
     kernels::gated_gelu<Backend>(gate.data() + b, up.data() + b, e - b, gate.data() + b);
   });
   parallel_linear<Backend>(pool, gate.data(), N, mw.down_proj, mw.down_proj_bias.data(), out);

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <vector>
 
+#include "griffin/blocks/elementwise.hpp"
 #include "griffin/blocks/linear_layer.hpp"
 #include "griffin/config.hpp"
 #include "griffin/state.hpp"
@@ -17,17 +19,6 @@
 #include "griffin/kernels/rg_lru.hpp"
 
 namespace griffin::blocks {
-
-// GeLU over a whole buffer, split between threads at whole vectors: an element past the last whole vector
-// of a part takes the one-lane path, whose tanh is not the vector one, so splitting by rows would make a
-// few outputs depend on the thread count wherever a row is not whole vectors.
-template <simd::VectorBackend Backend>
-void parallel_gelu_in_place(ThreadPool& pool, std::span<float> x) {
-  pool.parallel_for(x.size(), ThreadPool::grain_for(kernels::gelu_work_per_element, 64 * Backend::lanes),
-                    [&](std::size_t b, std::size_t e) {
-    kernels::gelu_in_place<Backend>(x.data() + b, e - b);
-  });
-}
 
 // How the block lays out its [B·T, E] intermediates (kernels/activation_layout.hpp). From gemm_min_tokens
 // rows on both give the same bits: every kernel computes each element the same way in either. Below it the
@@ -56,13 +47,16 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
   // A head's work per row: its two gates (bw × bw multiply-adds each), Conv1D and the scan (some 40
   // operations per channel, the scan's exponentials most of them).
   const std::size_t head_grain = ThreadPool::grain_for(N * bw * (2 * bw + 40));
-  if (layout == RecurrentLayout::head_major) {
-    // [H][B·T][bw]: head h of token row r at h·N·bw + r·bw. Each thread's heads are contiguous memory, and
-    // Conv1D, both gates and the scan of a head run back to back while its rows are still in cache.
-    const auto heads = kernels::ActivationLayout::head_major(N, bw);
-    parallel_linear_pair<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data(), rw.linear_x,
-                                  rw.linear_x_bias.data(), u.data(), heads);
-    parallel_gelu_in_place<Backend>(pool, y);
+  // Head-major, [H][B·T][bw]: head h of token row r at h·N·bw + r·bw. Each thread's heads are contiguous
+  // memory, and Conv1D, both gates and the scan of a head run back to back while its rows are still in cache.
+  const bool head_major = layout == RecurrentLayout::head_major;
+  const auto heads = head_major ? std::optional(kernels::ActivationLayout::head_major(N, bw)) : std::nullopt;
+  parallel_linear_pair<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data(), rw.linear_x,
+                                rw.linear_x_bias.data(), u.data(), heads);
+  parallel_elementwise<Backend>(pool, y.size(), kernels::gelu_work_per_element, [&](std::size_t b, std::size_t e) {
+    kernels::gelu_in_place<Backend>(y.data() + b, e - b);
+  });
+  if (head_major) {
     pool.parallel_for(H, head_grain, [&](std::size_t h0, std::size_t h1) {
       for (std::size_t h = h0; h < h1; ++h) {
         const std::size_t head = h * N * bw, c = h * bw;  // head h's [N, bw] matrix; its first channel
@@ -83,46 +77,42 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
         }
       }
     });
-    parallel_linear<Backend>(pool, y.data(), N, rw.linear_out, rw.linear_out_bias.data(), out, heads);
-    return;
-  }
-  parallel_linear_pair<Backend>(pool, normed, N, rw.linear_y, rw.linear_y_bias.data(), y.data(), rw.linear_x,
-                                rw.linear_x_bias.data(), u.data());
-  parallel_gelu_in_place<Backend>(pool, y);
-  // Conv1D, the two gates and the scan (gated by the GeLU branch, which it overwrites) all work on
-  // channels, and a gate never mixes channels of different blocks.
-  auto conv_part = [&](std::size_t c0, std::size_t c1) {
-    for (std::size_t b = 0; b < B; ++b)
-      kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(), positions + b * T,
-                               ls.conv.data() + sequences[b] * (K - 1) * E, conv.data() + b * T * E, c0, c1);
-  };
-  auto gates_part = [&](std::size_t h0, std::size_t h1) {
-    kernels::block_diagonal_linear<Backend>(conv.data(), N, E, H, rw.input_gate_weight.data(),
-                                            rw.input_gate_bias.data(), gate_x.data(), h0, h1);
-    kernels::block_diagonal_linear<Backend>(conv.data(), N, E, H, rw.recurrent_gate_weight.data(),
-                                            rw.recurrent_gate_bias.data(), gate_a.data(), h0, h1);
-  };
-  auto scan_part = [&](std::size_t c0, std::size_t c1) {
-    for (std::size_t b = 0; b < B; ++b)
-      kernels::rg_lru_gated<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
-                                     rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + sequences[b] * E,
-                                     y.data() + b * T * E, y.data() + b * T * E, c0, c1);
-  };
-  if (bw % Backend::lanes == 0) {
-    // One job per thread over whole gate blocks, no fork-join in between (three fewer per decode step).
-    // Block edges are whole vectors, so every channel takes the same path as with any other split.
-    pool.parallel_for(H, head_grain, [&](std::size_t h0, std::size_t h1) {
-      conv_part(h0 * bw, h1 * bw);
-      gates_part(h0, h1);
-      scan_part(h0 * bw, h1 * bw);
-    });
   } else {
-    const std::size_t grain = ThreadPool::grain_for(N * 40, 4 * Backend::lanes);  // whole vectors (see above)
-    pool.parallel_for(E, grain, conv_part);
-    pool.parallel_for(H, ThreadPool::grain_for(N * bw * 2 * bw), gates_part);
-    pool.parallel_for(E, grain, scan_part);
+    // Conv1D, the two gates and the scan (gated by the GeLU branch, which it overwrites) all work on
+    // channels, and a gate never mixes channels of different blocks.
+    auto conv_part = [&](std::size_t c0, std::size_t c1) {
+      for (std::size_t b = 0; b < B; ++b)
+        kernels::conv1d<Backend>(u.data() + b * T * E, T, E, K, rw.conv_taps.data(), rw.conv_bias.data(), positions + b * T,
+                                 ls.conv.data() + sequences[b] * (K - 1) * E, conv.data() + b * T * E, c0, c1);
+    };
+    auto gates_part = [&](std::size_t h0, std::size_t h1) {
+      kernels::block_diagonal_linear<Backend>(conv.data(), N, E, H, rw.input_gate_weight.data(),
+                                              rw.input_gate_bias.data(), gate_x.data(), h0, h1);
+      kernels::block_diagonal_linear<Backend>(conv.data(), N, E, H, rw.recurrent_gate_weight.data(),
+                                              rw.recurrent_gate_bias.data(), gate_a.data(), h0, h1);
+    };
+    auto scan_part = [&](std::size_t c0, std::size_t c1) {
+      for (std::size_t b = 0; b < B; ++b)
+        kernels::rg_lru_gated<Backend>(conv.data() + b * T * E, gate_x.data() + b * T * E, gate_a.data() + b * T * E,
+                                       rw.log_a_scale.data(), positions + b * T, T, E, ls.rg_lru.data() + sequences[b] * E,
+                                       y.data() + b * T * E, y.data() + b * T * E, c0, c1);
+    };
+    if (bw % Backend::lanes == 0) {
+      // One job per thread over whole gate blocks, no fork-join in between (three fewer per decode step).
+      // Block edges are whole vectors, so every channel takes the same path as with any other split.
+      pool.parallel_for(H, head_grain, [&](std::size_t h0, std::size_t h1) {
+        conv_part(h0 * bw, h1 * bw);
+        gates_part(h0, h1);
+        scan_part(h0 * bw, h1 * bw);
+      });
+    } else {
+      const std::size_t grain = ThreadPool::grain_for(N * 40, 4 * Backend::lanes);  // whole vectors (see above)
+      pool.parallel_for(E, grain, conv_part);
+      pool.parallel_for(H, ThreadPool::grain_for(N * bw * 2 * bw), gates_part);
+      pool.parallel_for(E, grain, scan_part);
+    }
   }
-  parallel_linear<Backend>(pool, y.data(), N, rw.linear_out, rw.linear_out_bias.data(), out);
+  parallel_linear<Backend>(pool, y.data(), N, rw.linear_out, rw.linear_out_bias.data(), out, heads);
 }
 
 
