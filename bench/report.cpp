@@ -42,6 +42,7 @@
 #include "griffin/kernels/attention.hpp"
 #include "griffin/kernels/conv1d.hpp"
 #include "griffin/kernels/rg_lru.hpp"
+#include "griffin/io/load.hpp"
 #include "griffin/model.hpp"
 #include "griffin/random_weights.hpp"
 #include "griffin/simd/default.hpp"
@@ -415,6 +416,36 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
   }
 }
 
+// The shipped demo model (models/kjv-griffin, 2.8M parameters, bf16), decoding one sequence: the small model a
+// program embeds. Its weights (5.5 MB) live in L3, so its floor is the larger of its FLOPs at one thread's
+// FMA peak and its weight bytes at one thread's L3 read bandwidth (a read loop over a set of the same size).
+// The static preset against the same checkpoint read at run time, and two threads against one, are
+// measured alternately in this run, best of three rounds each.
+void kjv_rows(Table& table, const Anchors& a, const Options& o) {
+  const std::string dir = GRIFFIN_SOURCE_DIR "/models/kjv-griffin";
+  LoadOptions one_thread;
+  one_thread.threads = 1;
+  const auto fixed = load_model<presets::KjvGriffin, Backend>(dir, one_thread);
+  const auto read = load_model<DynamicConfig, Backend>(dir, one_thread);
+  const auto fixed_2t = fixed.with_threads(2);
+  const Weights& w = fixed.weights();
+  const double bytes = weight_bytes_per_step(w);
+  const double flops = layer_flops_per_token(w) + logits_flops_per_row(w);
+  const std::size_t l3_set = std::clamp<std::size_t>(std::size_t(bytes), 4 * cache_bytes(2), cache_bytes(3) / 2);
+  const double l3_read = Stream(l3_set / 8).read_gbps(1);
+  const double floor_seconds = std::max(flops / (a.fma[1] * 1e9), bytes / (l3_read * 1e9));
+  double s_static = 1e300, s_dynamic = 1e300, s_2t = 1e300;
+  for (int round = 0; round < 3; ++round) {
+    s_static = std::min(s_static, decode_step_seconds(fixed, o));
+    s_dynamic = std::min(s_dynamic, decode_step_seconds(read, o));
+    s_2t = std::min(s_2t, decode_step_seconds(fixed_2t, o));
+  }
+  table.add({"decode_kjv_static_1t", 1.0 / s_static, "tokens/s", "kjv_floor_1t", 1.0 / floor_seconds});
+  table.add({"decode_kjv_static/dynamic_1t", s_dynamic / s_static, "x", "equal", 1.0});
+  table.add({"decode_kjv_static_2t/1t", s_static / s_2t, "x", "equal", 1.0});
+  table.add({"kjv_l3_read_1t", l3_read, "GB/s", "read_1t", a.read[1]});
+}
+
 // The RG-LRU scan and Conv1D over T × 2560 channels (T = 8192: 84 MB per array, 420 MB in all; with
 // T = 2048, 105 MB, part of it came from cache on the Zen 5 VM, see main_memory_min_bytes) against
 // the time just moving their bytes takes at triad bandwidth, on 1 and o.threads threads. The arrays are
@@ -689,6 +720,7 @@ int run(const Options& o) {
     Table::print_header();
     gemm_rows(table, a, o);
     gemv_rows(table, a, o);
+    kjv_rows(table, a, o);
     model_rows(table, a, o);  // after the anchors it divides by; its weights dwarf the matrices above
     streaming_rows(table, a, o);
     attention_rows(table, a, o);
