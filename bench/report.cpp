@@ -42,7 +42,7 @@
 #include "griffin/kernels/attention.hpp"
 #include "griffin/kernels/conv1d.hpp"
 #include "griffin/kernels/rg_lru.hpp"
-#include "griffin/io/load.hpp"
+#include "griffin/load_model.hpp"
 #include "griffin/model.hpp"
 #include "griffin/random_weights.hpp"
 #include "griffin/simd/default.hpp"

@@ -1,4 +1,4 @@
-# griffin::sentencepiece: griffin plus the SentencePiece tokenizer (griffin/tokenizer/sentencepiece.hpp).
+# griffin::sentencepiece: griffin plus the SentencePiece tokenizer (griffin/generation/sentencepiece.hpp).
 # The library stays header-only; this separate INTERFACE target carries the one compiled dependency, so
 # programs that only run byte-level models never link libsentencepiece. Linking it defines
 # GRIFFIN_WITH_SENTENCEPIECE, which lets griffin::load_tokenizer open checkpoints with a tokenizer.model.

@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "griffin/generate.hpp"
+#include "griffin/generation/generate.hpp"
 #include "griffin/griffin.hpp"
 #include "test_support.hpp"
 

@@ -8,9 +8,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "griffin/chat.hpp"
+#include "griffin/generation/chat.hpp"
 #include "griffin/griffin.hpp"
-#include "griffin/tokenizer.hpp"
+#include "griffin/generation/load_tokenizer.hpp"
 #include "test_support.hpp"
 
 #ifdef GRIFFIN_WITH_SENTENCEPIECE

@@ -5,10 +5,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "griffin/generate.hpp"
+#include "griffin/generation/generate.hpp"
 #include "griffin/griffin.hpp"
-#include "griffin/perplexity.hpp"
-#include "griffin/tokenizer.hpp"
+#include "griffin/generation/perplexity.hpp"
+#include "griffin/generation/load_tokenizer.hpp"
 #include "test_support.hpp"
 
 using namespace griffin;

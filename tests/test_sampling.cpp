@@ -8,7 +8,7 @@
 #include <numeric>
 #include <vector>
 
-#include "griffin/sampling.hpp"
+#include "griffin/generation/sampling.hpp"
 
 using namespace griffin;
 

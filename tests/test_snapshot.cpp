@@ -5,7 +5,7 @@
 #include <random>
 
 #include "griffin/griffin.hpp"
-#include "griffin/snapshot.hpp"
+#include "griffin/generation/snapshot.hpp"
 #include "test_support.hpp"
 
 using namespace griffin;

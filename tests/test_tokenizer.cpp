@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "griffin/tokenizer.hpp"
+#include "griffin/generation/load_tokenizer.hpp"
 #include "test_support.hpp"
 
 #ifdef GRIFFIN_WITH_SENTENCEPIECE

@@ -14,7 +14,7 @@
 #include "cli/args.hpp"
 #include "cli/generate.hpp"
 #include "cli/session.hpp"
-#include "griffin/chat.hpp"
+#include "griffin/generation/chat.hpp"
 
 namespace griffin::cli {
 

@@ -14,8 +14,8 @@
 
 #include "cli/args.hpp"
 #include "cli/session.hpp"
-#include "griffin/generate.hpp"
-#include "griffin/snapshot.hpp"
+#include "griffin/generation/generate.hpp"
+#include "griffin/generation/snapshot.hpp"
 
 namespace griffin::cli {
 

@@ -10,7 +10,7 @@
 
 #include "cli/args.hpp"
 #include "cli/session.hpp"
-#include "griffin/perplexity.hpp"
+#include "griffin/generation/perplexity.hpp"
 
 namespace griffin::cli {
 

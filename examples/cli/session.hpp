@@ -16,8 +16,8 @@
 
 #include "cli/args.hpp"
 #include "griffin/griffin.hpp"
-#include "griffin/snapshot.hpp"
-#include "griffin/tokenizer.hpp"
+#include "griffin/generation/snapshot.hpp"
+#include "griffin/generation/load_tokenizer.hpp"
 
 namespace griffin::cli {
 

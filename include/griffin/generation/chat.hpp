@@ -10,9 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include "griffin/generate.hpp"
+#include "griffin/generation/generate.hpp"
 #include "griffin/state.hpp"
-#include "griffin/tokenizer/tokenizer.hpp"
+#include "griffin/generation/tokenizer.hpp"
 
 namespace griffin {
 

@@ -14,9 +14,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "griffin/generate.hpp"
+#include "griffin/generation/generate.hpp"
 #include "griffin/model.hpp"
-#include "griffin/tokenizer/tokenizer.hpp"
+#include "griffin/generation/tokenizer.hpp"
 
 namespace griffin {
 

@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "griffin/model.hpp"
-#include "griffin/sampling.hpp"
+#include "griffin/generation/sampling.hpp"
 #include "griffin/state.hpp"
-#include "griffin/tokenizer/tokenizer.hpp"
+#include "griffin/generation/tokenizer.hpp"
 
 namespace griffin {
 

@@ -1,6 +1,6 @@
 // Text ↔ token ids. A Tokenizer is the small interface the generation loop, the perplexity evaluator and
-// the `griffin` tool need (griffin/tokenizer/tokenizer.hpp, with ByteTokenizer: token = byte value);
-// SentencePieceTokenizer lives in griffin/tokenizer/sentencepiece.hpp because it links libsentencepiece
+// the `griffin` tool need (griffin/generation/tokenizer.hpp, with ByteTokenizer: token = byte value);
+// SentencePieceTokenizer lives in griffin/generation/sentencepiece.hpp because it links libsentencepiece
 // (CMake target griffin::sentencepiece, which defines GRIFFIN_WITH_SENTENCEPIECE).
 //
 // load_tokenizer(dir) picks the tokenizer a checkpoint ships with: a tokenizer.model file means
@@ -10,10 +10,10 @@
 #include <filesystem>
 #include <memory>
 
-#include "griffin/tokenizer/tokenizer.hpp"
+#include "griffin/generation/tokenizer.hpp"
 
 #ifdef GRIFFIN_WITH_SENTENCEPIECE
-#include "griffin/tokenizer/sentencepiece.hpp"
+#include "griffin/generation/sentencepiece.hpp"
 #endif
 
 namespace griffin {

@@ -1,6 +1,6 @@
 // The SentencePiece tokenizer that RecurrentGemma checkpoints ship as tokenizer.model. It calls into
 // libsentencepiece, so a program that includes this header links the CMake target griffin::sentencepiece
-// (which also makes griffin/tokenizer.hpp's load_tokenizer accept SentencePiece checkpoints).
+// (which also makes griffin/generation/load_tokenizer.hpp's load_tokenizer accept SentencePiece checkpoints).
 #pragma once
 
 #include <sentencepiece_processor.h>
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "griffin/tokenizer/tokenizer.hpp"
+#include "griffin/generation/tokenizer.hpp"
 
 namespace griffin {
 

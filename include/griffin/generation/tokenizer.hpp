@@ -1,5 +1,5 @@
 // The Tokenizer interface, the byte tokenizer, streaming detokenization and tokenizer detection. Include
-// griffin/tokenizer.hpp (which adds load_tokenizer) rather than this file.
+// griffin/generation/load_tokenizer.hpp (which adds load_tokenizer) rather than this file.
 #pragma once
 
 #include <cstddef>
