@@ -114,9 +114,9 @@ int run(const Model& model, const Options& o, const griffin::io::SafetensorsFile
     }
   }
 
-  std::vector<griffin::io::TensorToWrite> out{{"logits", griffin::io::DType::f32, {B, T, V}, as_bytes(logits)}};
+  std::vector<griffin::io::TensorToWrite> out{{"logits", griffin::DType::f32, {B, T, V}, as_bytes(logits)}};
   if (prefill_len)
-    out.push_back({"decode_logits", griffin::io::DType::f32, {B, T - *prefill_len, V}, as_bytes(decode_logits)});
+    out.push_back({"decode_logits", griffin::DType::f32, {B, T - *prefill_len, V}, as_bytes(decode_logits)});
   griffin::io::write_safetensors(o.out_path, out);
 
   std::printf("model %s: B=%zu T=%zu V=%zu backend=%s weights=%s threads=%zu config=%s\n", o.model_dir.c_str(), B, T, V,

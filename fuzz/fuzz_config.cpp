@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "griffin/io/config_json.hpp"
+#include "griffin/io/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace griffin;

@@ -5,10 +5,14 @@
 #include <cstdint>
 #include <span>
 
+#include "griffin/dtype.hpp"
+#include "griffin/io/error.hpp"
 #include "griffin/io/safetensors.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace griffin::io;
+  using griffin::DType;
+  using griffin::dtype_size;
   const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data), size);
   try {
     const SafetensorsFile file = SafetensorsFile::parse(bytes, "fuzz.safetensors");

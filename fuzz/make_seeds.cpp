@@ -12,10 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "griffin/dtype.hpp"
 #include "griffin/io/safetensors.hpp"
+#include "griffin/io/safetensors_write.hpp"
 
 namespace fs = std::filesystem;
 using namespace griffin::io;
+using griffin::DType;
+using griffin::dtype_size;
 
 namespace {
 

@@ -20,7 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "griffin/dtype.hpp"
+#include "griffin/io/checkpoint.hpp"
 #include "griffin/io/safetensors.hpp"
+#include "griffin/io/safetensors_write.hpp"
 
 namespace griffin::test::malformed {
 
@@ -29,7 +32,7 @@ namespace fs = std::filesystem;
 // One tensor held in memory, in the order it lies in its file.
 struct Tensor {
   std::string name;
-  io::DType dtype = io::DType::f32;
+  DType dtype = DType::f32;
   std::vector<std::size_t> shape;
   std::vector<std::byte> bytes;
   std::string shard;  // the file the source checkpoint keeps it in
@@ -288,7 +291,7 @@ inline std::vector<Case> corpus() {
        }});
   add({"a weight of dtype I32", Error::load,
        "tensor model.final_norm.weight has dtype I32 but weights must be F32, BF16 or F16",
-       [](CheckpointImage& c) { c.tensor(final_norm).dtype = io::DType::i32; }});
+       [](CheckpointImage& c) { c.tensor(final_norm).dtype = DType::i32; }});
   add({"a transposed matrix", Error::load,
        "tensor model.layers.0.temporal_block.linear_x.weight has shape [128, 192] but the config implies [192, 128]",
        [](CheckpointImage& c) { c.tensor(layer(0, "temporal_block.linear_x.weight")).shape = {128, 192}; }});

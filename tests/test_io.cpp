@@ -14,14 +14,17 @@
 #include "griffin/config.hpp"
 #include "griffin/dtype.hpp"
 #include "griffin/io/config_json.hpp"
+#include "griffin/io/checkpoint.hpp"
+#include "griffin/io/error.hpp"
 #include "griffin/io/safetensors.hpp"
+#include "griffin/io/safetensors_write.hpp"
 
 namespace fs = std::filesystem;
 using griffin::BlockType;
 using griffin::ConfigError;
 using griffin::DynamicConfig;
 using griffin::io::Checkpoint;
-using griffin::io::DType;
+using griffin::DType;
 using griffin::io::LoadError;
 using griffin::io::SafetensorsFile;
 using griffin::io::TensorToWrite;
@@ -145,12 +148,12 @@ DynamicConfig parse_edited(const nlohmann::json& j) {
 // ---- dtypes ----
 
 TEST_CASE("dtypes round-trip through their safetensors names") {
-  for (DType t : griffin::io::all_dtypes) {
-    CHECK(griffin::io::dtype_from_name(griffin::io::dtype_name(t)) == t);
-    CHECK(griffin::io::dtype_size(t) >= 1);
+  for (DType t : griffin::all_dtypes) {
+    CHECK(griffin::dtype_from_name(griffin::dtype_name(t)) == t);
+    CHECK(griffin::dtype_size(t) >= 1);
   }
-  CHECK(griffin::io::dtype_size(DType::bf16) == 2);
-  CHECK(griffin::io::dtype_size(DType::i64) == 8);
+  CHECK(griffin::dtype_size(DType::bf16) == 2);
+  CHECK(griffin::dtype_size(DType::i64) == 8);
   CHECK(griffin::io::parse_dtype("BF16", "x") == DType::bf16);
   CHECK_THROWS_WITH_AS(griffin::io::parse_dtype("Q4_K", "f: tensor \"w\""),
                        doctest::Contains("f: tensor \"w\": unknown dtype \"Q4_K\""), LoadError);
@@ -172,7 +175,7 @@ TEST_CASE("every golden checkpoint opens and holds the spec's tensors") {
       REQUIRE(t != nullptr);
       CHECK(t->shape == shape);
       CHECK(t->dtype == mc.dtype);
-      CHECK(t->size_bytes == t->element_count() * griffin::io::dtype_size(mc.dtype));
+      CHECK(t->size_bytes == t->element_count() * griffin::dtype_size(mc.dtype));
     }
     CHECK(ckpt.find("lm_head.weight") == nullptr);
     CHECK(ckpt.metadata().at("format") == "pt");

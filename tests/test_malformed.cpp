@@ -153,7 +153,7 @@ TEST_CASE("a checkpoint in F16 or with out-of-order headers is not malformed") {
         const _Float16 h = static_cast<_Float16>(f);
         std::memcpy(half.data() + 2 * i, &h, 2);
       }
-      t.dtype = io::DType::f16;
+      t.dtype = DType::f16;
       t.bytes = std::move(half);
     }
     const fs::path dir = fresh_dir("f16");

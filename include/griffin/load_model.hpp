@@ -15,7 +15,10 @@
 #include <vector>
 
 #include "griffin/config.hpp"
+#include "griffin/dtype.hpp"
+#include "griffin/io/checkpoint.hpp"
 #include "griffin/io/config_json.hpp"
+#include "griffin/io/error.hpp"
 #include "griffin/io/safetensors.hpp"
 #include "griffin/kernels/rg_lru.hpp"
 #include "griffin/model.hpp"

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "griffin/io/safetensors.hpp"
+#include "griffin/io/checkpoint.hpp"
 
 namespace griffin {
 

@@ -17,7 +17,9 @@
 #include <string_view>
 
 #include "griffin/config.hpp"
-#include "griffin/io/safetensors.hpp"
+#include "griffin/io/error.hpp"
+#include "griffin/io/json.hpp"
+#include "griffin/io/mapped_file.hpp"
 
 namespace griffin::io {
 

@@ -1,102 +1,41 @@
-// Reading and writing safetensors files (spec "Checkpoint layout"): an 8-byte little-endian header length
-// N, N bytes of JSON naming each tensor's dtype, shape and byte range, then the data. A file is memory-mapped
-// and every header entry is validated before any tensor is handed out, so a malformed or hostile file is a
-// LoadError naming the file and the field, never an out-of-bounds read.
+// Reading safetensors files (spec "Checkpoint layout"): an 8-byte little-endian header length N, N bytes
+// of JSON naming each tensor's dtype, shape and byte range, then the data. A file is memory-mapped and
+// every header entry is validated before any tensor is handed out, so a malformed or hostile file is a
+// LoadError naming the file and the field, never an out-of-bounds read. The converters turn a tensor into
+// float32 or int32 values; writing is safetensors_write.hpp.
 #pragma once
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 #include "griffin/dtype.hpp"
+#include "griffin/io/error.hpp"
+#include "griffin/io/json.hpp"
+#include "griffin/io/mapped_file.hpp"
 
 namespace griffin::io {
 
 static_assert(std::endian::native == std::endian::little,
               "griffin::io reads safetensors (little-endian) data in place; big-endian hosts are not supported");
 
-// Every problem with a checkpoint or config file. The message starts with the file (or directory) and
-// names the tensor or field, with the expected and the actual value where there are two.
-struct LoadError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// ---- Element types ----
-
-// The safetensors dtypes. Only f32, bf16 and f16 (weights) and i32/i64 (tokens) are converted by this
-// library; the others are recognised so a file holding them still opens.
-// clang-format off
-enum class DType : std::uint8_t {
-  f32, bf16, f16, i32, i64,                                  // read by griffin
-  f64, i8, i16, u8, u16, u32, u64, boolean, f8_e4m3, f8_e5m2  // recognised
-};
-
-constexpr std::size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::f64: case DType::i64: case DType::u64: return 8;
-    case DType::f32: case DType::i32: case DType::u32: return 4;
-    case DType::bf16: case DType::f16: case DType::i16: case DType::u16: return 2;
-    case DType::i8: case DType::u8: case DType::boolean: case DType::f8_e4m3: case DType::f8_e5m2: return 1;
-  }
-  return 0;
-}
-
-// The spelling in a safetensors header ("F32", "BF16", ...).
-constexpr std::string_view dtype_name(DType t) {
-  switch (t) {
-    case DType::f32: return "F32";
-    case DType::bf16: return "BF16";
-    case DType::f16: return "F16";
-    case DType::i32: return "I32";
-    case DType::i64: return "I64";
-    case DType::f64: return "F64";
-    case DType::i8: return "I8";
-    case DType::i16: return "I16";
-    case DType::u8: return "U8";
-    case DType::u16: return "U16";
-    case DType::u32: return "U32";
-    case DType::u64: return "U64";
-    case DType::boolean: return "BOOL";
-    case DType::f8_e4m3: return "F8_E4M3";
-    case DType::f8_e5m2: return "F8_E5M2";
-  }
-  return "?";
-}
-// clang-format on
-
-inline constexpr DType all_dtypes[] = {DType::f32, DType::bf16, DType::f16,     DType::i32,     DType::i64,
-                                       DType::f64, DType::i8,   DType::i16,     DType::u8,      DType::u16,
-                                       DType::u32, DType::u64,  DType::boolean, DType::f8_e4m3, DType::f8_e5m2};
-
-// The dtype spelled `name` in a header, or nothing if there is none.
-constexpr std::optional<DType> dtype_from_name(std::string_view name) {
-  for (DType t : all_dtypes)
-    if (dtype_name(t) == name) return t;
-  return std::nullopt;
-}
+// A tensor's dtype is a griffin::DType (griffin/dtype.hpp), also named io::DType here because the loader
+// (load_model.hpp) spells it so.
+using griffin::DType;
+using griffin::dtype_name;
 
 // As dtype_from_name, but an unknown name is a LoadError: "WHERE: unknown dtype "NAME" (...)".
 inline DType parse_dtype(std::string_view name, std::string_view where) {
@@ -150,148 +89,12 @@ inline std::optional<std::size_t> byte_size(std::span<const std::size_t> shape, 
   return n;
 }
 
-inline std::string in_quotes(std::string_view s) {
-  std::string out;  // appended piecewise: "\"" + std::string(s) trips a g++ 12 -Wrestrict false positive
-  out.reserve(s.size() + 2);
-  out += '"';
-  out += s;
-  out += '"';
-  return out;
-}
-
 // Where a tensor came from, as the start of a message: "FILE: tensor "NAME"".
 inline std::string where(const TensorView& t) {
   return (t.file.empty() ? std::string() : t.file + ": ") + "tensor " + in_quotes(t.name);
 }
 
-// The deepest nesting accepted in a header, an index or a config.json.
-inline constexpr int max_json_depth = 64;
-
-// Parses JSON, rejecting duplicate keys in any object (nlohmann keeps the last one silently, which would let
-// a header name a tensor twice) and nesting deeper than max_json_depth. `top_level_noun` names the keys of
-// the outermost object in messages ("tensor" for a safetensors header, "key" for config.json).
-inline nlohmann::json parse_json_unique_keys(std::string_view text, const std::string& display_name,
-                                             std::string_view top_level_noun) {
-  using nlohmann::json;
-  struct Frame {
-    std::set<std::string, std::less<>> keys;
-    std::string owner;  // the key this object is the value of ("" at top level)
-  };
-  std::vector<Frame> frames;
-  std::string last_key;
-  json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
-    // Real headers and configs nest three levels; a deeper document is refused while it is parsed, since
-    // printing one (json_excerpt) or walking it recurses once per level and would overflow the stack.
-    if (depth > max_json_depth)
-      throw LoadError(display_name + ": JSON nested more than " + std::to_string(max_json_depth) + " levels deep");
-    switch (event) {
-      case json::parse_event_t::object_start:
-        frames.push_back({{}, frames.empty() ? std::string() : last_key});
-        break;
-      case json::parse_event_t::object_end:
-        if (!frames.empty()) frames.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        const auto& key = parsed.get_ref<const std::string&>();
-        if (!frames.back().keys.insert(key).second) {
-          if (frames.size() == 1)
-            throw LoadError(display_name + ": duplicate " + std::string(top_level_noun) + " " + in_quotes(key));
-          throw LoadError(display_name + ": duplicate key " + in_quotes(key) + " in " + in_quotes(frames.back().owner));
-        }
-        last_key = key;
-        break;
-      }
-      default:
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const json::exception& e) {
-    throw LoadError(display_name + ": invalid JSON: " + e.what());
-  }
-}
-
-// A JSON value as it would be written, for messages (long values are cut).
-inline std::string json_excerpt(const nlohmann::json& v) {
-  std::string s = v.dump();
-  if (s.size() > 80) s = s.substr(0, 77) + "...";
-  return s;
-}
-
-inline std::string errno_message(int err) { return std::generic_category().message(err); }
-
 }  // namespace detail
-
-// ---- Memory-mapped files ----
-
-// A whole file mapped read-only. An empty file maps to an empty span (mmap cannot map zero bytes).
-class MappedFile {
- public:
-  MappedFile() = default;
-
-  static MappedFile open(const std::filesystem::path& path) {
-    MappedFile f;
-    f.path_ = path;
-    const std::string name = path.string();
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw LoadError(name + ": cannot open: " + detail::errno_message(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
-      ::close(fd);
-      throw LoadError(name + ": cannot stat: " + detail::errno_message(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw LoadError(name + ": not a regular file");
-    }
-    f.size_ = static_cast<std::size_t>(st.st_size);
-    if (f.size_ > 0) {
-      void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        int err = errno;
-        ::close(fd);
-        throw LoadError(name + ": cannot map " + std::to_string(f.size_) + " bytes: " + detail::errno_message(err));
-      }
-      f.addr_ = p;
-    }
-    ::close(fd);  // the mapping keeps the file alive
-    return f;
-  }
-
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  MappedFile(MappedFile&& o) noexcept
-      : addr_(std::exchange(o.addr_, nullptr)), size_(std::exchange(o.size_, 0)), path_(std::move(o.path_)) {}
-  MappedFile& operator=(MappedFile&& o) noexcept {
-    if (this != &o) {
-      unmap();
-      addr_ = std::exchange(o.addr_, nullptr);
-      size_ = std::exchange(o.size_, 0);
-      path_ = std::move(o.path_);
-    }
-    return *this;
-  }
-  ~MappedFile() { unmap(); }
-
-  const std::byte* data() const { return static_cast<const std::byte*>(addr_); }
-  std::size_t size() const { return size_; }
-  std::span<const std::byte> bytes() const { return {data(), size_}; }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  void unmap() {
-    if (addr_) ::munmap(addr_, size_);
-    addr_ = nullptr;
-    size_ = 0;
-  }
-
-  void* addr_ = nullptr;
-  std::size_t size_ = 0;
-  std::filesystem::path path_;
-};
 
 // ---- One safetensors file ----
 
@@ -463,134 +266,6 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// ---- A model directory ----
-
-// The weights of a Hugging Face model directory: one model.safetensors, or the shards that
-// model.safetensors.index.json names. Every shard is validated on open, and the index must agree with the
-// shards exactly (each listed tensor in its shard, no shard tensor unlisted).
-class Checkpoint {
- public:
-  static Checkpoint open(const std::filesystem::path& dir) {
-    namespace fs = std::filesystem;
-    Checkpoint c;
-    c.dir_ = dir;
-    const fs::path index_path = dir / "model.safetensors.index.json";
-    const fs::path single_path = dir / "model.safetensors";
-    std::error_code ec;
-    if (fs::exists(index_path, ec)) {
-      c.open_sharded(index_path);
-    } else if (fs::exists(single_path, ec)) {
-      c.shards_.push_back(SafetensorsFile::open(single_path));
-      for (const TensorView& t : c.shards_.back().tensors()) c.by_name_.emplace(t.name, &t);
-    } else {
-      throw LoadError(dir.string() + ": no model.safetensors or model.safetensors.index.json in this directory");
-    }
-    for (const auto& shard : c.shards_)
-      for (const auto& [key, value] : shard.metadata()) c.metadata_.emplace(key, value);  // first shard wins
-    return c;
-  }
-
-  Checkpoint(Checkpoint&&) noexcept = default;
-  Checkpoint& operator=(Checkpoint&&) noexcept = default;
-  Checkpoint(const Checkpoint&) = delete;  // the views point into the shards' mappings
-  Checkpoint& operator=(const Checkpoint&) = delete;
-
-  // The tensor called `name`; LoadError "DIR: missing tensor "NAME"" if there is none.
-  const TensorView& get(std::string_view name) const {
-    if (const TensorView* t = find(name)) return *t;
-    throw LoadError(dir_.string() + ": missing tensor " + detail::in_quotes(name));
-  }
-  const TensorView* find(std::string_view name) const {
-    auto it = by_name_.find(name);
-    return it == by_name_.end() ? nullptr : it->second;
-  }
-  // Every tensor name, sorted.
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    out.reserve(by_name_.size());
-    for (const auto& [name, view] : by_name_) out.push_back(name);
-    return out;
-  }
-  // The shards' __metadata__ merged (where two shards disagree on a key, the first shard by name wins).
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  const std::filesystem::path& dir() const { return dir_; }
-  const std::vector<SafetensorsFile>& shards() const { return shards_; }
-
- private:
-  Checkpoint() = default;
-
-  void open_sharded(const std::filesystem::path& index_path) {
-    namespace fs = std::filesystem;
-    const std::string index_name = index_path.string();
-
-    MappedFile mapped = MappedFile::open(index_path);
-    if (mapped.size() > SafetensorsFile::max_header_bytes)
-      fail_in(index_name, "index is " + std::to_string(mapped.size()) + " bytes, more than the limit of " +
-                              std::to_string(SafetensorsFile::max_header_bytes));
-    std::string_view text(reinterpret_cast<const char*>(mapped.data()), mapped.size());
-    nlohmann::json index = detail::parse_json_unique_keys(text, index_name, "key");
-    if (!index.is_object()) fail_in(index_name, "index is not a JSON object but " + detail::json_excerpt(index));
-    auto wm = index.find("weight_map");
-    if (wm == index.end()) fail_in(index_name, "missing weight_map");
-    if (!wm->is_object()) fail_in(index_name, "weight_map is not an object but " + detail::json_excerpt(*wm));
-    if (wm->empty()) fail_in(index_name, "weight_map is empty");
-
-    std::map<std::string, std::string> tensor_to_shard;
-    std::set<std::string> shard_names;
-    for (const auto& [tensor, shard] : wm->items()) {
-      if (!shard.is_string())
-        fail_in(index_name, "weight_map: tensor " + detail::in_quotes(tensor) + " maps to " +
-                                detail::json_excerpt(shard) + ", not a file name");
-      const auto& file = shard.get_ref<const std::string&>();
-      // A shard is a file beside the index: no directories, so an index cannot reach outside `dir`.
-      if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
-          file.find('\\') != std::string::npos)
-        fail_in(index_name, "weight_map: tensor " + detail::in_quotes(tensor) + " names shard " +
-                                detail::in_quotes(file) + ", which is not a plain file name");
-      tensor_to_shard.emplace(tensor, file);
-      shard_names.insert(file);
-    }
-
-    std::map<std::string, std::size_t> shard_index;
-    for (const std::string& file : shard_names) {
-      const fs::path p = dir_ / file;
-      std::error_code ec;
-      if (!fs::exists(p, ec))
-        fail_in(index_name, "shard " + detail::in_quotes(file) + " named by weight_map does not exist (expected " +
-                                p.string() + ")");
-      shard_index.emplace(file, shards_.size());
-      shards_.push_back(SafetensorsFile::open(p));
-    }
-    // Only now that shards_ is complete are pointers into it stable.
-    for (const auto& [tensor, file] : tensor_to_shard) {
-      const TensorView* t = shards_[shard_index.at(file)].find(tensor);
-      if (!t)
-        fail_in(index_name, "tensor " + detail::in_quotes(tensor) + " is not in shard " + detail::in_quotes(file) +
-                                " where weight_map puts it");
-      by_name_.emplace(tensor, t);
-    }
-    for (const auto& [file, i] : shard_index)
-      for (const TensorView& t : shards_[i].tensors()) {
-        auto it = tensor_to_shard.find(t.name);
-        if (it == tensor_to_shard.end())
-          fail_in(index_name, "shard " + detail::in_quotes(file) + " holds tensor " + detail::in_quotes(t.name) +
-                                  ", which weight_map does not list");
-        if (it->second != file)
-          fail_in(index_name, "tensor " + detail::in_quotes(t.name) + " is in shard " + detail::in_quotes(file) +
-                                  " but weight_map puts it in " + detail::in_quotes(it->second));
-      }
-  }
-
-  [[noreturn]] static void fail_in(const std::string& file, const std::string& what) {
-    throw LoadError(file + ": " + what);
-  }
-
-  std::filesystem::path dir_;
-  std::vector<SafetensorsFile> shards_;
-  std::map<std::string, const TensorView*, std::less<>> by_name_;
-  std::map<std::string, std::string> metadata_;
-};
-
 // ---- Converting tensors ----
 
 // Converts elements [first, first + out.size()) of an F32, BF16 or F16 tensor to float32 into `out`
@@ -666,86 +341,6 @@ inline std::vector<std::int32_t> to_i32(const TensorView& t) {
                     " cannot be read as int32 (expected I32 or I64)");
   }
   return out;
-}
-
-// ---- Writing ----
-
-struct TensorToWrite {
-  std::string name;
-  DType dtype = DType::f32;
-  std::vector<std::size_t> shape;
-  std::span<const std::byte> bytes;
-};
-
-namespace detail {
-
-// The header (length prefix included, padded with spaces so the data section starts 8-byte aligned) and
-// the data section size. Tensors are stored contiguously in the given order, as the reference safetensors
-// library requires. Throws std::invalid_argument for a tensor that cannot be written.
-inline std::string safetensors_header(std::span<const TensorToWrite> tensors,
-                                      const std::map<std::string, std::string>& metadata, std::size_t& data_size) {
-  nlohmann::json header = nlohmann::json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::size_t offset = 0;
-  for (const TensorToWrite& t : tensors) {
-    if (t.name.empty() || t.name == "__metadata__")
-      throw std::invalid_argument("safetensors: invalid tensor name " + in_quotes(t.name));
-    if (header.contains(t.name)) throw std::invalid_argument("safetensors: duplicate tensor " + in_quotes(t.name));
-    auto expected = byte_size(t.shape, t.dtype);
-    if (!expected || *expected != t.bytes.size())
-      throw std::invalid_argument("safetensors: tensor " + in_quotes(t.name) + " has shape " + shape_string(t.shape) +
-                                  " of " + std::string(dtype_name(t.dtype)) + " (" +
-                                  (expected ? std::to_string(*expected) : std::string("too many")) + " bytes) but " +
-                                  std::to_string(t.bytes.size()) + " bytes were given");
-    header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
-  }
-  data_size = offset;
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception& e) {  // a name or metadata value that is not UTF-8
-    throw std::invalid_argument(std::string("safetensors: cannot write the header: ") + e.what());
-  }
-  text.append((8 - text.size() % 8) % 8, ' ');
-  std::string out(8, '\0');
-  std::uint64_t n = text.size();
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xffu);
-  return out + text;
-}
-
-}  // namespace detail
-
-// A complete safetensors file in memory.
-inline std::vector<std::byte> serialize_safetensors(std::span<const TensorToWrite> tensors,
-                                                    const std::map<std::string, std::string>& metadata = {}) {
-  std::size_t data_size = 0;
-  const std::string header = detail::safetensors_header(tensors, metadata, data_size);
-  std::vector<std::byte> out(header.size() + data_size);
-  std::memcpy(out.data(), header.data(), header.size());
-  std::size_t at = header.size();
-  for (const TensorToWrite& t : tensors) {
-    if (!t.bytes.empty()) std::memcpy(out.data() + at, t.bytes.data(), t.bytes.size());
-    at += t.bytes.size();
-  }
-  return out;
-}
-
-// Writes a safetensors file (streamed, so the tensors are not copied). Throws std::invalid_argument for
-// a tensor that cannot be written and std::runtime_error if the file cannot be written.
-inline void write_safetensors(const std::filesystem::path& path, std::span<const TensorToWrite> tensors,
-                              const std::map<std::string, std::string>& metadata = {}) {
-  std::size_t data_size = 0;
-  const std::string header = detail::safetensors_header(tensors, metadata, data_size);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw std::runtime_error(path.string() + ": cannot open for writing");
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  for (const TensorToWrite& t : tensors)
-    out.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
-  out.close();
-  if (!out) throw std::runtime_error(path.string() + ": write failed");
 }
 
 }  // namespace griffin::io
