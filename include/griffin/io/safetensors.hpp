@@ -187,7 +187,14 @@ class SafetensorsFile {
 
   static std::string range_string(const TensorView& t, const std::byte* data_section) {
     auto begin = static_cast<std::size_t>(t.data - data_section);
-    return "[" + std::to_string(begin) + ", " + std::to_string(begin + t.size_bytes) + ")";
+    // Appended piecewise, as in detail::in_quotes: "[" + std::to_string(begin) trips the same g++ 12 -Wrestrict
+    // false positive.
+    std::string s = "[";
+    s += std::to_string(begin);
+    s += ", ";
+    s += std::to_string(begin + t.size_bytes);
+    s += ")";
+    return s;
   }
 
   void read_metadata(const nlohmann::json& entry) {
