@@ -1,0 +1,238 @@
+// Reading config.json (griffin/io/config_json.hpp): the golden configs, defaults and alternative
+// spellings, and every malformed config refused with the key and value named.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "griffin/config.hpp"
+#include "griffin/io/config_json.hpp"
+#include "griffin/io/error.hpp"
+#include "scratch_files.hpp"
+
+namespace fs = std::filesystem;
+using griffin::BlockType;
+using griffin::ConfigError;
+using griffin::DynamicConfig;
+using griffin::io::LoadError;
+using griffin::test::read_text;
+using griffin::test::scratch;
+
+namespace {
+
+const fs::path data_dir = GRIFFIN_TEST_DATA;
+
+// The tiny-griffin config as JSON, for the malformed-config cases to edit one key at a time.
+nlohmann::json base_config() { return nlohmann::json::parse(read_text(data_dir / "tiny-griffin" / "config.json")); }
+DynamicConfig parse_edited(const nlohmann::json& j) {
+  return griffin::io::parse_config_json(j.dump(), "bad/config.json");
+}
+
+}  // namespace
+
+TEST_CASE("tiny-griffin config.json parses to the right values") {
+  const DynamicConfig c = griffin::io::read_config_json(data_dir / "tiny-griffin" / "config.json");
+  CHECK(c.vocab_size == 512);
+  CHECK(c.width == 128);
+  CHECK(c.mlp_width == 384);
+  CHECK(c.depth == 6);
+  CHECK(c.num_heads == 4);
+  CHECK(c.num_kv_heads == 1);
+  CHECK(c.head_dim == 32);
+  CHECK(c.lru_width == 192);
+  CHECK(c.attention_window == 24);
+  CHECK(c.conv_width == 4);
+  CHECK(c.pattern.blocks ==
+        std::vector<BlockType>{BlockType::recurrent, BlockType::recurrent, BlockType::local_attention});
+  CHECK(c.hyper.logits_soft_cap == 30.0f);
+  CHECK(c.hyper.rms_norm_eps == 1e-6f);
+  CHECK(c.hyper.partial_rotary_factor == 0.5f);
+  CHECK(c.hyper.rope_theta == 10000.0f);
+  CHECK(c.hyper.embeddings_scale_by_sqrt_dim);
+  CHECK(c.hyper.bos_token_id == 2);
+  CHECK(c.hyper.eos_token_id == 1);
+  CHECK(c.hyper.pad_token_id == 0);
+  CHECK(c.weight_type == griffin::WeightType::f32);
+  CHECK(c.rope_dims() == 16);
+}
+
+TEST_CASE("the other golden configs parse to the right values") {
+  const auto hawk = griffin::io::read_config_json(data_dir / "tiny-hawk-bf16" / "config.json");
+  CHECK(hawk.pattern.blocks == std::vector<BlockType>{BlockType::recurrent});
+  CHECK(hawk.weight_type == griffin::WeightType::bf16);
+  CHECK(hawk.vocab_size == 300);
+  CHECK(hawk.width == 64);
+  CHECK(hawk.lru_width == 64);
+  CHECK(hawk.mlp_width == 192);
+  CHECK(hawk.depth == 4);
+  CHECK(hawk.num_heads == 2);
+  CHECK_FALSE(hawk.has_attention());
+
+  const auto mqa = griffin::io::read_config_json(data_dir / "tiny-mqa" / "config.json");
+  CHECK(mqa.pattern.blocks == std::vector<BlockType>{BlockType::local_attention});
+  CHECK(mqa.attention_window == 4096);
+  CHECK(mqa.hyper.logits_soft_cap == 0.0f);
+  CHECK_FALSE(mqa.hyper.embeddings_scale_by_sqrt_dim);
+  CHECK(mqa.num_heads == 3);
+  CHECK(mqa.head_dim == 32);
+  CHECK(mqa.mlp_width == 288);
+
+  const auto kjv = griffin::io::read_config_json(data_dir / "kjv-griffin" / "config.json");
+  CHECK(kjv.width == 192);
+  CHECK(kjv.head_dim == 48);
+  CHECK(kjv.mlp_width == 576);
+  CHECK(kjv.attention_window == 64);
+  CHECK(kjv.hyper.bos_token_id == 10);
+  CHECK(kjv.hyper.eos_token_id == 0);
+  CHECK(kjv.weight_type == griffin::WeightType::bf16);
+}
+
+TEST_CASE("config.json defaults and alternative spellings") {
+  nlohmann::json j = base_config();
+  for (const char* key :
+       {"num_key_value_heads", "head_dim", "lru_width", "conv1d_width", "logits_soft_cap", "rms_norm_eps",
+        "partial_rotary_factor", "rope_theta", "torch_dtype", "hidden_activation", "attention_window_size"})
+    j.erase(key);
+  j["_block_types"] = j["block_types"];
+  j.erase("block_types");
+  j["transformers_version"] = "4.40.0";
+  j["use_cache"] = true;
+  const auto c = parse_edited(j);
+  CHECK(c.num_kv_heads == 1);
+  CHECK(c.head_dim == 32);    // hidden_size / num_attention_heads
+  CHECK(c.lru_width == 128);  // hidden_size
+  CHECK(c.conv_width == 4);
+  CHECK(c.attention_window == 2048);
+  CHECK(c.hyper.logits_soft_cap == 30.0f);
+  CHECK(c.weight_type == griffin::WeightType::f32);
+  CHECK(c.pattern.period() == 3);
+
+  nlohmann::json both = base_config();
+  both["_block_types"] = both["block_types"];
+  CHECK(parse_edited(both).pattern.period() == 3);
+
+  nlohmann::json null_cap = base_config();
+  null_cap["logits_soft_cap"] = nullptr;
+  CHECK(parse_edited(null_cap).hyper.logits_soft_cap == 0.0f);
+
+  nlohmann::json f16 = base_config();
+  f16["torch_dtype"] = "float16";
+  CHECK(parse_edited(f16).weight_type == griffin::WeightType::f32);
+}
+
+TEST_CASE("malformed config.json is refused with the key and value named") {
+  auto with = [](const char* key, nlohmann::json value) {
+    nlohmann::json j = base_config();
+    j[key] = std::move(value);
+    return j;
+  };
+  auto without = [](const char* key) {
+    nlohmann::json j = base_config();
+    j.erase(key);
+    return j;
+  };
+
+  SUBCASE("unknown key") {
+    CHECK_THROWS_WITH_AS(parse_edited(with("foo", 1)), doctest::Contains("bad/config.json: unknown key \"foo\""),
+                         ConfigError);
+  }
+  SUBCASE("missing required keys") {
+    for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                            "num_attention_heads", "block_types"}) {
+      CAPTURE(key);
+      CHECK_THROWS_WITH_AS(
+          parse_edited(without(key)),
+          doctest::Contains(("bad/config.json: missing required key \"" + std::string(key) + "\"").c_str()),
+          ConfigError);
+    }
+  }
+  SUBCASE("wrong types") {
+    CHECK_THROWS_WITH_AS(parse_edited(with("hidden_size", "128")),
+                         doctest::Contains("bad/config.json: hidden_size: expected a positive integer, got \"128\""),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("vocab_size", 512.0)),
+                         doctest::Contains("vocab_size: expected a positive integer, got 512.0"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("num_hidden_layers", true)),
+                         doctest::Contains("num_hidden_layers: expected a positive integer, got true"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("rope_theta", "10000")),
+                         doctest::Contains("rope_theta: expected a number, got \"10000\""), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("block_types", "recurrent")),
+                         doctest::Contains("block_types: expected an array of block types"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("embeddings_scale_by_sqrt_dim", 1)),
+                         doctest::Contains("embeddings_scale_by_sqrt_dim: expected true or false, got 1"), ConfigError);
+  }
+  SUBCASE("zero, negative and enormous sizes") {
+    CHECK_THROWS_WITH_AS(parse_edited(with("hidden_size", 0)),
+                         doctest::Contains("hidden_size: must be positive, got 0"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("num_attention_heads", -4)),
+                         doctest::Contains("num_attention_heads: must be positive, got -4"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("vocab_size", 1000000000000ull)),
+                         doctest::Contains("vocab_size: 1000000000000 is larger than the limit of 2147483647"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("vocab_size", 1e12)),
+                         doctest::Contains("vocab_size: expected a positive integer, got 1000000000000.0"),
+                         ConfigError);
+    // Each size is allowed on its own, but together they describe a model of 10^15 weights.
+    nlohmann::json huge = with("vocab_size", 2000000000);
+    huge["hidden_size"] = 1048576;
+    huge["lru_width"] = 1048576;
+    huge["head_dim"] = 262144;
+    CHECK_THROWS_WITH_AS(parse_edited(huge), doctest::Contains("more than the limit of 1e12 (vocab_size 2000000000"),
+                         ConfigError);
+  }
+  SUBCASE("odd intermediate_size") {
+    CHECK_THROWS_WITH_AS(parse_edited(with("intermediate_size", 767)),
+                         doctest::Contains("bad/config.json: intermediate_size: 767 is odd"), ConfigError);
+  }
+  SUBCASE("block types") {
+    CHECK_THROWS_WITH_AS(parse_edited(with("block_types", {"recurrent", "mamba"})),
+                         doctest::Contains("bad/config.json: block_types: unknown block type \"mamba\""), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("block_types", nlohmann::json::array())),
+                         doctest::Contains("block_types: must list at least one block type"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("_block_types", {"recurrent"})),
+                         doctest::Contains("_block_types: [\"recurrent\"] disagrees with block_types"), ConfigError);
+  }
+  SUBCASE("unsupported choices") {
+    CHECK_THROWS_WITH_AS(parse_edited(with("hidden_activation", "gelu")),
+                         doctest::Contains("hidden_activation: \"gelu\" is not supported"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("torch_dtype", "int8")),
+                         doctest::Contains("torch_dtype: \"int8\" is not supported"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("model_type", "gemma")),
+                         doctest::Contains("model_type: \"gemma\" is not \"recurrent_gemma\""), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("attention_bias", true)),
+                         doctest::Contains("attention_bias: true is not supported"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("tie_word_embeddings", false)),
+                         doctest::Contains("tie_word_embeddings: false is not supported"), ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("bos_token_id", 512)),
+                         doctest::Contains("bos_token_id: token id 512 is outside the vocabulary [0, 512)"),
+                         ConfigError);
+  }
+  SUBCASE("semantic checks name the file") {
+    CHECK_THROWS_WITH_AS(parse_edited(with("lru_width", 190)),
+                         doctest::Contains("bad/config.json: lru_width must be divisible by num_attention_heads"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("rms_norm_eps", 0)),
+                         doctest::Contains("bad/config.json: rms_norm_eps must be positive"), ConfigError);
+    // Found by fuzz_config: a negative factor made rope_dims() convert -16 to an unsigned size.
+    CHECK_THROWS_WITH_AS(parse_edited(with("partial_rotary_factor", -0.5)),
+                         doctest::Contains("bad/config.json: partial_rotary_factor must be between 0 and 1, got -0.5"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(parse_edited(with("partial_rotary_factor", 1.5)),
+                         doctest::Contains("partial_rotary_factor must be between 0 and 1, got 1.5"), ConfigError);
+  }
+  SUBCASE("not JSON, not an object, a repeated key") {
+    CHECK_THROWS_WITH_AS(griffin::io::parse_config_json("{\"vocab_size\": 12", "bad/config.json"),
+                         doctest::Contains("bad/config.json: invalid JSON"), LoadError);
+    CHECK_THROWS_WITH_AS(griffin::io::parse_config_json("[1, 2]", "bad/config.json"),
+                         doctest::Contains("bad/config.json: expected a JSON object, got [1,2]"), ConfigError);
+    CHECK_THROWS_WITH_AS(griffin::io::parse_config_json("{\"vocab_size\": 12, \"vocab_size\": 13}", "bad/config.json"),
+                         doctest::Contains("bad/config.json: duplicate key \"vocab_size\""), LoadError);
+  }
+  SUBCASE("a file that does not exist") {
+    CHECK_THROWS_WITH_AS(griffin::io::read_config_json(scratch("config") / "nope.json"),
+                         doctest::Contains("nope.json: cannot open"), LoadError);
+  }
+}
