@@ -78,7 +78,7 @@ StudyPoint study_point(const Model<DynamicConfig, Backend>& model, std::size_t l
                        std::size_t steps) {
   auto state = model.new_state(batch);
   fill_state(state, length);
-  const std::size_t V = model.config().vocab_size;
+  const std::size_t V = model.config().sizes.vocab_size;
   std::vector<int> tokens(batch);
   for (std::size_t b = 0; b < batch; ++b) tokens[b] = int((b * 7919 + 13) % V);
   std::vector<float> logits(batch * V);

@@ -317,9 +317,9 @@ template <class Config>
 double decode_step_seconds(const Model<Config, Backend>& model, const Options& o) {
   auto state = model.new_state(1);
   std::vector<int> prompt(64);
-  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = int((i * 7919 + 11) % model.config().vocab_size);
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = int((i * 7919 + 11) % model.config().sizes.vocab_size);
   model.prefill(state, prompt, {}, LogitsRows::none);
-  std::vector<float> logits(model.config().vocab_size);
+  std::vector<float> logits(model.config().sizes.vocab_size);
   const std::vector<int> token{17};
   return seconds([&] { model.decode(state, token, logits); }, o);
 }
@@ -328,8 +328,8 @@ template <class Config>
 double prefill_seconds(const Model<Config, Backend>& model, std::size_t T) {
   auto state = model.new_state(1);
   std::vector<int> prompt(T);
-  for (std::size_t i = 0; i < T; ++i) prompt[i] = int((i * 7919 + 11) % model.config().vocab_size);
-  std::vector<float> logits(model.config().vocab_size);
+  for (std::size_t i = 0; i < T; ++i) prompt[i] = int((i * 7919 + 11) % model.config().sizes.vocab_size);
+  std::vector<float> logits(model.config().sizes.vocab_size);
   return best_seconds([&] {
     state.reset();
     model.prefill(state, prompt, logits, LogitsRows::last);

@@ -84,7 +84,7 @@ int run(const Model& model, const Options& o, const griffin::io::SafetensorsFile
   if (!tokens_view || tokens_view->shape.size() != 2)
     throw griffin::io::LoadError(o.in_path + ": needs an int32 tensor `tokens` of shape [B, T]");
   const std::size_t B = tokens_view->shape[0], T = tokens_view->shape[1];
-  const std::size_t V = model.config().vocab_size;
+  const std::size_t V = model.config().sizes.vocab_size;
   const std::vector<int> tokens = griffin::io::to_i32(*tokens_view);
   std::optional<std::size_t> prefill_len;
   if (const auto* p = in.find("prefill_len")) {

@@ -32,7 +32,7 @@ std::vector<int> prompt_for(std::size_t j, std::size_t vocab) {
 
 // Prefill (all rows), then greedy decoding: every logit along the way.
 std::vector<float> run_sequence(const Model<>& model, std::size_t j) {
-  const std::size_t V = model.config().vocab_size;
+  const std::size_t V = model.config().sizes.vocab_size;
   State s = model.new_state();
   std::vector<float> out = model.prefill(s, prompt_for(j, V), LogitsRows::all);
   std::vector<float> logits(out.end() - std::ptrdiff_t(V), out.end());
@@ -144,7 +144,7 @@ TEST_CASE("a refused call on one thread does not disturb the others") {
 TEST_CASE("one batched state gives what separate states give") {
   // Concurrency inside one call: the pool splits a batch of sequences of different lengths.
   const auto model = golden_model(2);
-  const std::size_t V = model.config().vocab_size;
+  const std::size_t V = model.config().sizes.vocab_size;
   State batch = model.new_state(threads_n);
   for (std::size_t j = 0; j < threads_n; ++j) {
     const auto p = prompt_for(j, V);
@@ -161,7 +161,7 @@ TEST_CASE("buffers the threads split by channels start on a cache line") {
   // line passed between the cores on every row of a scan). Not a timing: the addresses themselves.
   const auto model = golden_model(2);
   State state = model.new_state();
-  model.prefill(state, prompt_for(1, model.config().vocab_size));
+  model.prefill(state, prompt_for(1, model.config().sizes.vocab_size));
   const auto on_line = [](const float* p) { return reinterpret_cast<std::uintptr_t>(p) % cache_line_bytes == 0; };
   std::size_t recurrent_layers = 0;
   for (const auto& layer : state.layers()) {

@@ -41,8 +41,8 @@ void check_case(const char* name, std::size_t threads) {
   options.threads = threads;
   const auto model = load_model<Config, Backend>(dir(name), options);
   const auto tokens = g.i32("tokens");
-  const std::size_t B = g.shape("tokens")[0], T = g.shape("tokens")[1], V = model.config().vocab_size;
-  const std::size_t D = model.config().width;
+  const std::size_t B = g.shape("tokens")[0], T = g.shape("tokens")[1], V = model.config().sizes.vocab_size;
+  const std::size_t D = model.config().sizes.width;
 
   std::map<std::string, std::vector<float>> hidden;
   auto state = model.new_state(B);
@@ -61,7 +61,7 @@ void check_case(const char* name, std::size_t threads) {
     CHECK(relative_error(ours, g.f32(golden_name)) < state_tolerance);
   }
 
-  for (std::size_t i = 0; i < model.config().depth; ++i) {
+  for (std::size_t i = 0; i < model.config().sizes.depth; ++i) {
     const std::string prefix = "state.layers." + std::to_string(i);
     if (!g.has(prefix + ".rg_lru")) continue;
     CAPTURE(prefix);
@@ -143,7 +143,7 @@ TEST_CASE("a compile-time config that does not match the checkpoint is refused, 
 
 TEST_CASE("a prompt several times the window: one prefill, chunked prefill and decode agree") {
   const auto model = load_model(dir("tiny-griffin"));  // window 24
-  const std::size_t T = 24 * 7 + 5, V = model.config().vocab_size;
+  const std::size_t T = 24 * 7 + 5, V = model.config().sizes.vocab_size;
   std::mt19937 rng(3);
   std::vector<int> tokens(T);
   for (auto& t : tokens) t = int(rng() % V);

@@ -22,7 +22,7 @@ std::vector<int> random_tokens(std::size_t n, std::size_t vocab, unsigned seed) 
 // Decodes `steps` tokens into every sequence of a state and returns all logits.
 template <class M>
 std::vector<float> run_on(const M& model, State& state, std::size_t steps, unsigned seed) {
-  const std::size_t B = state.batch_size(), V = model.config().vocab_size;
+  const std::size_t B = state.batch_size(), V = model.config().sizes.vocab_size;
   const auto tokens = random_tokens(steps * B, V, seed);
   std::vector<float> all;
   for (std::size_t s = 0; s < steps; ++s) {
@@ -35,7 +35,7 @@ std::vector<float> run_on(const M& model, State& state, std::size_t steps, unsig
 // A batch-2 state whose sequences have read different amounts (one past the local-attention window).
 template <class M>
 State busy_state(const M& model) {
-  const std::size_t V = model.config().vocab_size;
+  const std::size_t V = model.config().sizes.vocab_size;
   State s = model.new_state(2);
   const std::vector<std::size_t> first{0}, second{1};
   std::vector<float> sink(V);
@@ -113,7 +113,7 @@ TEST_CASE("snapshots of another model, damaged or truncated snapshots are refuse
 
 TEST_CASE("fork: one sequence copied out of a batch continues exactly as it would have in the batch") {
   const auto model = load_model(test::data_dir() / "tiny-griffin");
-  const std::size_t V = model.config().vocab_size;
+  const std::size_t V = model.config().sizes.vocab_size;
   State batch = busy_state(model);
   State one = extract_sequence(batch, 0);
   CHECK(one.batch_size() == 1);
@@ -131,7 +131,7 @@ TEST_CASE("fork: one sequence copied out of a batch continues exactly as it woul
 
 TEST_CASE("fork: a prompt read once and broadcast equals the prompt read into every sequence") {
   const auto model = load_model(test::data_dir() / "tiny-griffin");
-  const std::size_t V = model.config().vocab_size, B = 3;
+  const std::size_t V = model.config().sizes.vocab_size, B = 3;
   const auto prompt = random_tokens(50, V, 4);
   State once = model.new_state(1);
   model.prefill(once, prompt, {}, LogitsRows::none);

@@ -268,7 +268,7 @@ inline int run_demo() {
   const Session s = open_session(args);
   std::fprintf(stderr, "griffin demo: %s (%s parameters), sampling 200 bytes at temperature 0.8, seed 2024\n"
                        "(griffin --help lists the commands; griffin generate --help the options)\n\n",
-               s.dir.string().c_str(), human_count(double(s.model.weights().parameter_count())).c_str());
+               s.dir.string().c_str(), human_count(double(parameter_count(s.model.config()))).c_str());
   return generate_one(args, s, "And God said", true);
 }
 

@@ -145,9 +145,9 @@ inline Session open_session(const Args& args) {
   options.threads = args.get_uint("--threads", 0);
   auto tokenizer = load_tokenizer(choice.dir);
   auto model = load_model(choice.dir, options);
-  if (tokenizer->vocab_size() > model.config().vocab_size)
+  if (tokenizer->vocab_size() > model.config().sizes.vocab_size)
     throw TokenizerError(choice.dir.string() + ": the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-                         " tokens but the model only " + std::to_string(model.config().vocab_size));
+                         " tokens but the model only " + std::to_string(model.config().sizes.vocab_size));
   return Session{choice.dir, choice.is_demo, std::move(model), std::move(tokenizer)};
 }
 

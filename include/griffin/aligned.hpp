@@ -38,4 +38,36 @@ struct CacheLineAllocator {
 template <class T>
 using CacheLineVector = std::vector<T, CacheLineAllocator<T>>;
 
+// A fixed-size array of trivial T on a cache line, left uninitialised: for buffers that are written in full
+// before they are read (a weight matrix of gigabytes would otherwise be written twice).
+template <class T>
+class CacheLineArray {
+ public:
+  CacheLineArray() = default;
+  explicit CacheLineArray(std::size_t n) : data_(n ? CacheLineAllocator<T>().allocate(n) : nullptr), size_(n) {}
+  CacheLineArray(CacheLineArray&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr, o.size_ = 0; }
+  CacheLineArray& operator=(CacheLineArray&& o) noexcept {
+    if (this != &o) {
+      release();
+      data_ = o.data_, size_ = o.size_;
+      o.data_ = nullptr, o.size_ = 0;
+    }
+    return *this;
+  }
+  CacheLineArray(const CacheLineArray&) = delete;
+  CacheLineArray& operator=(const CacheLineArray&) = delete;
+  ~CacheLineArray() { release(); }
+
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  void release() {
+    if (data_) CacheLineAllocator<T>().deallocate(data_, size_);
+  }
+  T* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 }  // namespace griffin

@@ -2,7 +2,9 @@
 // (config → kernels → blocks → model → io → tokenizer, sampling, generation, snapshots).
 #pragma once
 
+#include "griffin/extent.hpp"
 #include "griffin/config.hpp"
+#include "griffin/presets.hpp"
 #include "griffin/dtype.hpp"
 #include "griffin/simd/default.hpp"
 #include "griffin/kernels/rms_norm.hpp"
@@ -13,8 +15,11 @@
 #include "griffin/kernels/rg_lru.hpp"
 #include "griffin/kernels/rope.hpp"
 #include "griffin/kernels/attention.hpp"
-#include "griffin/weights.hpp"
 #include "griffin/aligned.hpp"
+#include "griffin/matrix.hpp"
+#include "griffin/weights.hpp"
+#include "griffin/random_weights.hpp"
+#include "griffin/kv_cache.hpp"
 #include "griffin/state.hpp"
 #include "griffin/threads.hpp"
 #include "griffin/model.hpp"

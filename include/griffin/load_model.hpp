@@ -1,6 +1,6 @@
 // Loads a checkpoint in the Hugging Face RecurrentGemma layout (config.json plus one or several
 // safetensors files) into Weights, checking every tensor's name, dtype and shape against the config.
-// Matrices whose file dtype is already the storage type are used in place from the memory map.
+// Every matrix is laid out in panels (matrix.hpp) as it is read; the files are closed once the model is made.
 #pragma once
 
 #include <algorithm>
@@ -31,15 +31,10 @@ struct LoadOptions {
   // WeightType::int8 quantises each matrix row symmetrically (one f32 scale per row) at load time.
   std::optional<WeightType> weight_type;
   std::size_t threads = 0;  // 0 = one per hardware thread
+  std::size_t min_part_work = ThreadPool::default_min_part_work;  // ThreadPool's: 0 splits every job
 };
 
 namespace detail {
-
-inline std::string shape_string(const std::vector<std::size_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 // Hands out the checkpoint's tensors by name, checking each, and remembers which were taken so that
 // tensors the model does not use can be reported.
@@ -49,13 +44,13 @@ class TensorReader {
 
   const io::TensorView& take(const std::string& name, const std::vector<std::size_t>& shape) {
     const io::TensorView* t = checkpoint_.find(name);
-    if (!t) throw io::LoadError(where() + "missing tensor " + name + " (expected shape " + shape_string(shape) + ")");
-    if (t->dtype != io::DType::f32 && t->dtype != io::DType::bf16 && t->dtype != io::DType::f16)
-      throw io::LoadError(where() + "tensor " + name + " has dtype " + std::string(io::dtype_name(t->dtype)) +
+    if (!t) throw io::LoadError(where() + "missing tensor " + name + " (expected shape " + io::detail::shape_string(shape) + ")");
+    if (t->dtype != DType::f32 && t->dtype != DType::bf16 && t->dtype != DType::f16)
+      throw io::LoadError(where() + "tensor " + name + " has dtype " + std::string(dtype_name(t->dtype)) +
                           " but weights must be F32, BF16 or F16");
     if (t->shape != shape)
-      throw io::LoadError(where() + "tensor " + name + " has shape " + shape_string(t->shape) +
-                          " but the config implies " + shape_string(shape));
+      throw io::LoadError(where() + "tensor " + name + " has shape " + io::detail::shape_string(t->shape) +
+                          " but the config implies " + io::detail::shape_string(shape));
     taken_.insert(name);
     return *t;
   }
@@ -64,17 +59,18 @@ class TensorReader {
     return io::to_f32(take(name, shape));
   }
 
+  // A matrix in the storage type, laid out in panels: copied as it is where the file holds that type, else
+  // converted a row at a time (a float copy of the whole matrix would cost 4 bytes per weight on top of an
+  // int8 or bf16 result: 2.6 GB for RecurrentGemma-2B's embedding).
   Matrix matrix(const std::string& name, std::size_t rows, std::size_t cols, WeightType storage) {
     const io::TensorView& t = take(name, {rows, cols});
     const auto address = reinterpret_cast<std::uintptr_t>(t.data);
-    if (storage == WeightType::f32 && t.dtype == io::DType::f32 && address % alignof(float) == 0)
-      return Matrix::borrowed(storage, t.data, rows, cols);
-    if (storage == WeightType::bf16 && t.dtype == io::DType::bf16 && address % alignof(bf16) == 0)
-      return Matrix::borrowed(storage, t.data, rows, cols);
-    // Converted a row at a time: a float copy of the whole matrix would cost 4 bytes per weight on top of
-    // an int8 or bf16 result (2.6 GB for RecurrentGemma-2B's embedding).
-    return Matrix::from_rows(storage, rows, cols,
-                             [&](std::size_t r, std::span<float> row) { io::read_f32(t, r * cols, row); });
+    const auto ranges = ParallelRanges::for_work(rows * cols);
+    if ((storage == WeightType::f32 && t.dtype == DType::f32 && address % alignof(float) == 0) ||
+        (storage == WeightType::bf16 && t.dtype == DType::bf16 && address % alignof(bf16) == 0))
+      return Matrix::from_row_major(storage, t.data, rows, cols, ranges);
+    return Matrix::from_rows(
+        storage, rows, cols, [&](std::size_t r, std::span<float> row) { io::read_f32(t, r * cols, row); }, ranges);
   }
 
   // Every tensor of the checkpoint must have been used (lm_head.weight, the tied copy, is allowed).
@@ -129,63 +125,39 @@ class TensorReader {
 
 }  // namespace detail
 
-// Reads the weights of a model described by `config` from an open checkpoint.
+// Reads the weights of a model described by `config` from an open checkpoint: every tensor its tensor tables
+// list, each checked for name, dtype and shape, and no tensor more.
 template <class Config>
 Weights load_weights(const io::Checkpoint& checkpoint, const Config& config, WeightType storage) {
-  const std::size_t V = config.vocab_size, D = config.width, E = config.lru_width, H = config.num_heads,
-                    Dh = config.head_dim, F = config.mlp_width, K = config.conv_width;
-  const std::size_t bw = E / H;
+  const std::size_t depth = config.sizes.depth;
   detail::TensorReader in(checkpoint);
-  in.check_layer_count(config.depth);
+  in.check_layer_count(depth);
   Weights w;
-  w.embed_tokens = in.matrix("model.embed_tokens.weight", V, D, storage);
-  w.final_norm = in.floats("model.final_norm.weight", {D});
-  if (checkpoint.find("lm_head.weight")) in.take("lm_head.weight", {V, D});
-  w.layers.resize(config.depth);
-  for (std::size_t i = 0; i < config.depth; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    LayerWeights& l = w.layers[i];
-    l.type = config.block_type(i);
-    in.check_block_type(i, l.type);
-    l.temporal_pre_norm = in.floats(p + "temporal_pre_norm.weight", {D});
-    l.channel_pre_norm = in.floats(p + "channel_pre_norm.weight", {D});
-    const std::string tb = p + "temporal_block.";
-    if (l.type == BlockType::recurrent) {
-      RecurrentWeights& r = l.recurrent;
-      r.linear_x = in.matrix(tb + "linear_x.weight", E, D, storage);
-      r.linear_x_bias = in.floats(tb + "linear_x.bias", {E});
-      r.linear_y = in.matrix(tb + "linear_y.weight", E, D, storage);
-      r.linear_y_bias = in.floats(tb + "linear_y.bias", {E});
-      r.linear_out = in.matrix(tb + "linear_out.weight", D, E, storage);
-      r.linear_out_bias = in.floats(tb + "linear_out.bias", {D});
-      const std::vector<float> conv = in.floats(tb + "conv_1d.weight", {E, 1, K});
-      r.conv_taps.resize(K * E);
-      for (std::size_t c = 0; c < E; ++c)
-        for (std::size_t k = 0; k < K; ++k) r.conv_taps[k * E + c] = conv[c * K + k];
-      r.conv_bias = in.floats(tb + "conv_1d.bias", {E});
-      r.input_gate_weight = in.floats(tb + "rg_lru.input_gate_weight", {H, bw, bw});
-      r.input_gate_bias = in.floats(tb + "rg_lru.input_gate_bias", {H, bw});
-      r.recurrent_gate_weight = in.floats(tb + "rg_lru.recurrent_gate_weight", {H, bw, bw});
-      r.recurrent_gate_bias = in.floats(tb + "rg_lru.recurrent_gate_bias", {H, bw});
-      const std::vector<float> param = in.floats(tb + "rg_lru.recurrent_param", {E});
-      r.log_a_scale.resize(E);
-      for (std::size_t c = 0; c < E; ++c) r.log_a_scale[c] = kernels::rg_lru_log_a_scale(param[c]);
-    } else {
-      AttentionWeights& a = l.attention;
-      a.q_proj = in.matrix(tb + "q_proj.weight", H * Dh, D, storage);
-      a.k_proj = in.matrix(tb + "k_proj.weight", Dh, D, storage);
-      a.v_proj = in.matrix(tb + "v_proj.weight", Dh, D, storage);
-      a.o_proj = in.matrix(tb + "o_proj.weight", D, H * Dh, storage);
-      a.o_proj_bias = in.floats(tb + "o_proj.bias", {D});
-    }
-    const std::string mp = p + "mlp_block.";
-    l.mlp.gate_proj = in.matrix(mp + "gate_proj.weight", F, D, storage);
-    l.mlp.gate_proj_bias = in.floats(mp + "gate_proj.bias", {F});
-    l.mlp.up_proj = in.matrix(mp + "up_proj.weight", F, D, storage);
-    l.mlp.up_proj_bias = in.floats(mp + "up_proj.bias", {F});
-    l.mlp.down_proj = in.matrix(mp + "down_proj.weight", D, F, storage);
-    l.mlp.down_proj_bias = in.floats(mp + "down_proj.bias", {D});
+  w.layers.resize(depth);
+  for (std::size_t i = 0; i < depth; ++i) {
+    w.layers[i].type = config.block_type(i);
+    in.check_block_type(i, w.layers[i].type);
   }
+  if (checkpoint.find("lm_head.weight")) in.take("lm_head.weight", {config.sizes.vocab_size, config.sizes.width});
+  Weights::visit_tensors(w, config, [&](auto& member, const TensorSpec& spec, std::size_t layer) {
+    const std::string name = tensor_name(layer, spec.name);
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(member)>, Matrix>) {
+      member = in.matrix(name, spec.shape[0], spec.shape[1], storage);
+    } else {
+      std::vector<float> v = in.floats(name, spec.dims());
+      if (spec.transform == Transform::taps_k_major) {  // [E, 1, K] → [K, E]
+        const std::size_t E = spec.shape[0], K = spec.shape[2];
+        member.resize(K * E);
+        for (std::size_t c = 0; c < E; ++c)
+          for (std::size_t k = 0; k < K; ++k) member[k * E + c] = v[c * K + k];
+      } else if (spec.transform == Transform::log_a_scale) {
+        for (float& x : v) x = kernels::rg_lru_log_a_scale(x);
+        member = std::move(v);
+      } else {
+        member = std::move(v);
+      }
+    }
+  });
   in.check_all_used();
   return w;
 }
@@ -197,10 +169,9 @@ Model<Config, Backend> load_model(const std::filesystem::path& dir, const LoadOp
   const DynamicConfig file_config = io::read_config_json(dir / "config.json");
   Config config = convert_config<Config>(file_config);
   if (options.weight_type) config.weight_type = *options.weight_type;
-  auto checkpoint = std::make_shared<io::Checkpoint>(io::Checkpoint::open(dir));
-  auto weights = std::make_shared<Weights>(load_weights(*checkpoint, config, config.weight_type));
-  weights->keep_alive = checkpoint;
-  return Model<Config, Backend>(std::move(config), std::move(weights), options.threads);
+  const io::Checkpoint checkpoint = io::Checkpoint::open(dir);
+  auto weights = std::make_shared<const Weights>(load_weights(checkpoint, config, config.weight_type));
+  return Model<Config, Backend>(std::move(config), std::move(weights), options.threads, options.min_part_work);
 }
 
 }  // namespace griffin

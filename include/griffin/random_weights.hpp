@@ -60,102 +60,48 @@ class RandomStream {
   std::uint64_t base_;
 };
 
-// Runs body(r0, r1) over [0, rows) on all hardware threads (the values do not depend on the split).
-template <class F>
-void fill_rows_in_parallel(std::size_t rows, std::size_t cols, F&& body) {
-  const std::size_t work = rows * cols;
-  std::size_t threads = std::max<std::size_t>(1, std::thread::hardware_concurrency());
-  if (work < (std::size_t(1) << 20)) threads = 1;
-  threads = std::min(threads, rows);
-  if (threads <= 1) {
-    body(std::size_t(0), rows);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < threads; ++t)
-    pool.emplace_back([&, t] { body(rows * t / threads, rows * (t + 1) / threads); });
-  body(std::size_t(0), rows / threads);
-  for (auto& th : pool) th.join();
-}
-
-inline std::vector<float> random_normal_vector(std::size_t n, float stddev, std::uint64_t seed, std::uint64_t key) {
-  const RandomStream rs(seed, key);
-  std::vector<float> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = stddev * rs.normal(i);
-  return v;
-}
-
-// A [rows, cols] matrix ~ N(0, stddev²) stored as `type`; int8 is quantised row by row, so no f32 copy
-// of the whole matrix is ever held.
-inline Matrix random_matrix(std::size_t rows, std::size_t cols, float stddev, WeightType type, std::uint64_t seed,
-                            std::uint64_t key) {
-  const RandomStream rs(seed, key);
-  auto value = [&](std::size_t r, std::size_t c) { return stddev * rs.normal(std::uint64_t(r) * cols + c); };
-  return Matrix::from_rows(
-      type, rows, cols,
-      [&](std::size_t r, std::span<float> row) {
-        for (std::size_t c = 0; c < cols; ++c) row[c] = value(r, c);
-      },
-      [&](std::size_t n, auto&& body) { fill_rows_in_parallel(n, cols, body); });
+// A tensor's stream: its layer and its name, so every tensor draws its own values.
+inline std::uint64_t tensor_key(std::size_t layer, std::string_view name) {
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (char c : name) h = (h ^ std::uint8_t(c)) * 0x100000001b3ull;
+  return mix64(h ^ mix64(std::uint64_t(layer) + 1));
 }
 
 }  // namespace detail
 
-// Random weights for any config (static or dynamic). The same (config, type, seed) always gives the same
-// weights; every tensor has its own stream, so changing the depth does not change the layers kept.
+// Random weights for any config (static or dynamic), every tensor drawn as its tensor table says. The same
+// (config, type, seed) always gives the same weights; every tensor has its own stream, so changing the depth
+// does not change the layers kept.
 template <class Config>
 Weights make_random_weights(const Config& config, WeightType type, std::uint64_t seed) {
   config.validate();
-  const std::size_t V = config.vocab_size, D = config.width, E = config.lru_width, H = config.num_heads,
-                    Dh = config.head_dim, F = config.mlp_width, K = config.conv_width;
-  const std::size_t bw = E / H;
-  auto stddev = [](std::size_t fan_in) { return 1.0f / std::sqrt(float(fan_in)); };
-  // Tensor keys: 0 and 1 for the model's own, then 32 per layer.
-  auto key = [](std::size_t layer, std::uint64_t tensor) { return 2 + 32 * std::uint64_t(layer) + tensor; };
-
   Weights w;
-  w.embed_tokens = detail::random_matrix(V, D, stddev(D), type, seed, 0);
-  w.final_norm.assign(D, 0.0f);
-  w.layers.resize(config.depth);
-  for (std::size_t i = 0; i < config.depth; ++i) {
-    LayerWeights& l = w.layers[i];
-    l.type = config.block_type(i);
-    l.temporal_pre_norm.assign(D, 0.0f);
-    l.channel_pre_norm.assign(D, 0.0f);
-    if (l.type == BlockType::recurrent) {
-      RecurrentWeights& r = l.recurrent;
-      r.linear_x = detail::random_matrix(E, D, stddev(D), type, seed, key(i, 0));
-      r.linear_y = detail::random_matrix(E, D, stddev(D), type, seed, key(i, 1));
-      r.linear_out = detail::random_matrix(D, E, stddev(E), type, seed, key(i, 2));
-      r.linear_x_bias.assign(E, 0.0f);
-      r.linear_y_bias.assign(E, 0.0f);
-      r.linear_out_bias.assign(D, 0.0f);
-      r.conv_taps = detail::random_normal_vector(K * E, std::sqrt(0.01f / float(K)), seed, key(i, 3));
-      r.conv_bias.assign(E, 0.0f);
-      r.input_gate_weight = detail::random_normal_vector(H * bw * bw, stddev(bw), seed, key(i, 4));
-      r.input_gate_bias.assign(E, 0.0f);
-      r.recurrent_gate_weight = detail::random_normal_vector(H * bw * bw, stddev(bw), seed, key(i, 5));
-      r.recurrent_gate_bias.assign(E, 0.0f);
-      // softplus(Λ) = -½ ln U, so log_a_scale = -8 · softplus(Λ) = 4 ln U and a = exp(r · 4 ln U) = U^(4r).
-      const detail::RandomStream u(seed, key(i, 6));
-      r.log_a_scale.resize(E);
-      for (std::size_t c = 0; c < E; ++c) r.log_a_scale[c] = 4.0f * std::log(u.uniform(c, 0.81f, 0.998f));
+  w.layers.resize(config.sizes.depth);
+  for (std::size_t i = 0; i < config.sizes.depth; ++i) w.layers[i].type = config.block_type(i);
+  Weights::visit_tensors(w, config, [&](auto& member, const TensorSpec& spec, std::size_t layer) {
+    const detail::RandomStream rs(seed, detail::tensor_key(layer, spec.name));
+    const float stddev = spec.init == Init::conv_taps ? std::sqrt(0.01f / float(spec.fan_in))
+                                                      : 1.0f / std::sqrt(float(spec.fan_in));
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(member)>, Matrix>) {
+      const std::size_t rows = spec.shape[0], cols = spec.shape[1];
+      member = Matrix::from_rows(
+          type, rows, cols,
+          [&](std::size_t r, std::span<float> row) {
+            for (std::size_t c = 0; c < cols; ++c) row[c] = stddev * rs.normal(std::uint64_t(r) * cols + c);
+          },
+          ParallelRanges::for_work(rows * cols));
     } else {
-      AttentionWeights& a = l.attention;
-      a.q_proj = detail::random_matrix(H * Dh, D, stddev(D), type, seed, key(i, 10));
-      a.k_proj = detail::random_matrix(Dh, D, stddev(D), type, seed, key(i, 11));
-      a.v_proj = detail::random_matrix(Dh, D, stddev(D), type, seed, key(i, 12));
-      a.o_proj = detail::random_matrix(D, H * Dh, stddev(H * Dh), type, seed, key(i, 13));
-      a.o_proj_bias.assign(D, 0.0f);
+      member.resize(spec.elements());
+      for (std::size_t i = 0; i < member.size(); ++i)
+        switch (spec.init) {
+          case Init::zero: member[i] = 0.0f; break;
+          case Init::normal_fan_in:
+          case Init::conv_taps: member[i] = stddev * rs.normal(i); break;
+          // softplus(Λ) = -½ ln U, so log_a_scale = -8 · softplus(Λ) = 4 ln U and a = exp(r · 4 ln U) = U^(4r).
+          case Init::lru_decay: member[i] = 4.0f * std::log(rs.uniform(i, 0.81f, 0.998f)); break;
+        }
     }
-    MlpWeights& m = l.mlp;
-    m.gate_proj = detail::random_matrix(F, D, stddev(D), type, seed, key(i, 20));
-    m.up_proj = detail::random_matrix(F, D, stddev(D), type, seed, key(i, 21));
-    m.down_proj = detail::random_matrix(D, F, stddev(F), type, seed, key(i, 22));
-    m.gate_proj_bias.assign(F, 0.0f);
-    m.up_proj_bias.assign(F, 0.0f);
-    m.down_proj_bias.assign(D, 0.0f);
-  }
+  });
   return w;
 }
 

@@ -10,41 +10,53 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-// The least work (multiply-adds, or element operations) worth a part of its own: handing a part to another
-// thread and waiting for it costs about a microsecond even with the workers spinning, about what one core
-// takes for 2^16 multiply-adds from cache. The demo model (2.8M parameters) decoded 1.3x faster on one thread
-// than on two when every layer was split (docs/performance.md). The test build sets 0, so that every split
-// the kernels allow is made there and checked for bit-identical results.
-#ifndef GRIFFIN_MIN_PART_WORK
-#define GRIFFIN_MIN_PART_WORK 65536
-#endif
+#include "griffin/simd/backend.hpp"
 
 namespace griffin {
+
+// A reference to a callable body(begin, end), two pointers wide: parallel_for hands one to its workers
+// without the allocation a std::function of a large lambda would make on every call.
+class RangeBody {
+ public:
+  RangeBody() = default;
+  template <class F>
+  RangeBody(const F& f) : object_(&f), call_([](const void* o, std::size_t b, std::size_t e) { (*static_cast<const F*>(o))(b, e); }) {}
+  void operator()(std::size_t begin, std::size_t end) const { call_(object_, begin, end); }
+
+ private:
+  const void* object_ = nullptr;
+  void (*call_)(const void*, std::size_t, std::size_t) = nullptr;
+};
 
 class ThreadPool {
  public:
   // More threads than this is a mistake (a typo'd count would otherwise start them all and spin).
   static constexpr std::size_t max_threads = 1024;
-  static constexpr std::size_t min_part_work = GRIFFIN_MIN_PART_WORK;
+  // The least work (multiply-adds, or element operations) worth a part of its own: handing a part to
+  // another thread and waiting for it costs about a microsecond even with the workers spinning, about what
+  // one core takes for 2^16 multiply-adds from cache (docs/performance.md, "Small models and the second
+  // thread"). 0 splits every job the kernels allow, which the tests use to check that splits keep the bits.
+  static constexpr std::size_t default_min_part_work = 65536;
 
   // The grain for parallel_for over items costing `item_work` each: a multiple of `grain`, of enough items
   // that every part (but the last) does at least min_part_work. Small jobs then run on the calling thread.
-  static constexpr std::size_t grain_for(std::size_t item_work, std::size_t grain = 1) {
+  std::size_t grain_for(std::size_t item_work, std::size_t grain = 1) const {
     grain = std::max<std::size_t>(grain, 1);
     if (item_work == 0) return grain;
-    const std::size_t items = (min_part_work + item_work - 1) / item_work;
+    const std::size_t items = (min_part_work_ + item_work - 1) / item_work;
     return std::max(grain, (items + grain - 1) / grain * grain);
   }
+  std::size_t min_part_work() const { return min_part_work_; }
 
   // threads = 0 means one per hardware thread.
-  explicit ThreadPool(std::size_t threads = 0) {
+  explicit ThreadPool(std::size_t threads = 0, std::size_t min_part_work = default_min_part_work)
+      : min_part_work_(min_part_work) {
     if (threads == 0) threads = std::max<std::size_t>(1, std::thread::hardware_concurrency());
     if (threads > max_threads)
       throw std::invalid_argument("griffin::ThreadPool: " + std::to_string(threads) + " threads requested, at most " +
@@ -70,7 +82,7 @@ class ThreadPool {
   // A decode step is a few hundred short parallel_for calls, so waking a sleeping thread each time (tens
   // of microseconds) would cost several percent of the step: threads spin for a short while after each
   // job, where the next one is picked up within a microsecond, and only then sleep.
-  void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& body) {
+  void parallel_for(std::size_t n, std::size_t grain, RangeBody body) {
     grain = std::max<std::size_t>(grain, 1);
     const std::size_t chunks = (n + grain - 1) / grain;
     const std::size_t parts = std::min(size(), chunks);
@@ -82,7 +94,7 @@ class ThreadPool {
     std::lock_guard turn(caller_mutex_);
     {
       std::lock_guard lock(mutex_);
-      body_ = &body;
+      body_ = body;
       n_ = n;
       grain_ = grain;
       chunks_ = chunks;
@@ -103,7 +115,6 @@ class ThreadPool {
       std::unique_lock lock(mutex_);
       done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
     }
-    body_ = nullptr;
     if (mine) std::rethrow_exception(mine);
     if (error_) std::rethrow_exception(error_);
   }
@@ -121,9 +132,7 @@ class ThreadPool {
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
     for (unsigned i = 0;; ++i) {
       if (done()) return true;
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      simd::spin_pause();
       if ((i & 63) == 63 && std::chrono::steady_clock::now() > give_up) return false;
     }
   }
@@ -147,7 +156,7 @@ class ThreadPool {
       if (index < parts_) {
         auto [b, e] = range(index);
         try {
-          (*body_)(b, e);
+          body_(b, e);
         } catch (...) {
           err = std::current_exception();
         }
@@ -167,7 +176,8 @@ class ThreadPool {
   std::mutex mutex_;
   std::mutex caller_mutex_;
   std::condition_variable wake_, done_;
-  const std::function<void(std::size_t, std::size_t)>* body_ = nullptr;
+  RangeBody body_;
+  std::size_t min_part_work_;
   std::size_t n_ = 0, grain_ = 1, chunks_ = 0, parts_ = 0;
   std::atomic<std::size_t> pending_{0};
   std::atomic<std::uint64_t> generation_{0};

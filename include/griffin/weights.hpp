@@ -1,193 +1,131 @@
-// The weights of a model, loaded once and shared read-only by every state and thread. Large matrices are
-// kept in the storage type (f32 or bf16), pointing straight into the memory-mapped checkpoint when the
-// file already holds that type; small tensors are converted to f32 and re-laid out for the kernels.
+// The weights of a model, loaded once and shared read-only by every state and thread: the large matrices in
+// the model's storage type (matrix.hpp), the small tensors in f32, re-laid out for the kernels.
+//
+// Each block kind lists its tensors once, in its tensor table (visit_tensors): the checkpoint's name and
+// shape, how random weights draw it, and what the loader does to it. The loader, make_random_weights, the
+// fit check, the parameter count and the byte counts all visit the tables.
 #pragma once
 
-#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "griffin/config.hpp"
-#include "griffin/dtype.hpp"
-#include "griffin/kernels/linear.hpp"
+#include "griffin/matrix.hpp"
 
 namespace griffin {
 
-// A [rows, cols] weight matrix in f32 or bf16, either owned or borrowed from a mapped file.
+// How make_random_weights draws a tensor (spec "Released and paper configurations").
+enum class Init : std::uint8_t {
+  zero,           // biases and norm offsets
+  normal_fan_in,  // N(0, 1 / fan_in)
+  conv_taps,      // N(0, 0.01 / K)
+  lru_decay,      // log_a_scale = 4 ln U, U uniform in [0.81, 0.998]: a = U^(4r)
+};
+
+// What the loader does between the checkpoint's tensor and the kernels' layout.
+enum class Transform : std::uint8_t {
+  none,
+  taps_k_major,  // conv_1d.weight [E, 1, K] → taps [K, E], channels contiguous
+  log_a_scale,   // rg_lru.recurrent_param Λ → -8 · softplus(Λ), the scan's per-channel constant
+};
+
+// One tensor: its name within the layer (or the model) and its shape in the checkpoint. Matrices are the
+// rank-2 tensors kept as Matrix; everything else is a std::vector<float>.
+struct TensorSpec {
+  std::string_view name;
+  std::array<std::size_t, 3> shape{};
+  std::size_t rank = 1;
+  Init init = Init::zero;
+  std::size_t fan_in = 1;
+  Transform transform = Transform::none;
+
+  std::size_t elements() const {
+    std::size_t n = 1;
+    for (std::size_t i = 0; i < rank; ++i) n *= shape[i];
+    return n;
+  }
+  std::vector<std::size_t> dims() const { return {shape.begin(), shape.begin() + std::ptrdiff_t(rank)}; }
+};
+
 namespace detail {
-struct OneRange {
-  template <class Body>
-  void operator()(std::size_t rows, Body&& body) const {
-    body(std::size_t(0), rows);
-  }
-};
+constexpr TensorSpec matrix_spec(std::string_view name, std::size_t rows, std::size_t cols) {
+  return {name, {rows, cols, 0}, 2, Init::normal_fan_in, cols};
+}
+constexpr TensorSpec vector_spec(std::string_view name, std::size_t n, Init init = Init::zero) {
+  return {name, {n, 0, 0}, 1, init};
+}
 }  // namespace detail
-
-class Matrix {
- public:
-  Matrix() = default;
-  static Matrix owned_f32(std::vector<float> values, std::size_t rows, std::size_t cols) {
-    Matrix m;
-    m.type_ = WeightType::f32;
-    m.rows_ = rows;
-    m.cols_ = cols;
-    m.f32_ = std::move(values);
-    m.data_ = m.f32_.data();
-    return m;
-  }
-  static Matrix owned_bf16(std::vector<bf16> values, std::size_t rows, std::size_t cols) {
-    Matrix m;
-    m.type_ = WeightType::bf16;
-    m.rows_ = rows;
-    m.cols_ = cols;
-    m.bf16_ = std::move(values);
-    m.data_ = m.bf16_.data();
-    return m;
-  }
-  // A [rows, cols] matrix stored as `type` from rows given in float: fill_row(r, row) writes row r into
-  // `row` (cols floats), which is then rounded to bf16 or quantised to int8 (kernels::quantize_int8_row)
-  // one row at a time, so no float copy of the whole matrix is held. for_ranges(rows, body) calls
-  // body(r0, r1) over ranges covering [0, rows), possibly on several threads at once; the default is
-  // one range.
-  template <class FillRow, class ForRanges = detail::OneRange>
-  static Matrix from_rows(WeightType type, std::size_t rows, std::size_t cols, FillRow fill_row,
-                          ForRanges for_ranges = {}) {
-    switch (type) {
-      case WeightType::f32: {
-        std::vector<float> v(rows * cols);
-        for_ranges(rows, [&](std::size_t r0, std::size_t r1) {
-          for (std::size_t r = r0; r < r1; ++r) fill_row(r, std::span<float>(v.data() + r * cols, cols));
-        });
-        return owned_f32(std::move(v), rows, cols);
-      }
-      case WeightType::bf16: {
-        std::vector<bf16> v(rows * cols);
-        for_ranges(rows, [&](std::size_t r0, std::size_t r1) {
-          std::vector<float> row(cols);
-          for (std::size_t r = r0; r < r1; ++r) {
-            fill_row(r, std::span<float>(row));
-            for (std::size_t c = 0; c < cols; ++c) v[r * cols + c] = f32_to_bf16(row[c]);
-          }
-        });
-        return owned_bf16(std::move(v), rows, cols);
-      }
-      case WeightType::int8: {
-        std::vector<std::int8_t> q(rows * cols);
-        std::vector<float> scales(rows);
-        for_ranges(rows, [&](std::size_t r0, std::size_t r1) {
-          std::vector<float> row(cols);
-          for (std::size_t r = r0; r < r1; ++r) {
-            fill_row(r, std::span<float>(row));
-            scales[r] = kernels::quantize_int8_row(row.data(), cols, q.data() + r * cols);
-          }
-        });
-        return owned_int8(std::move(q), std::move(scales), rows, cols);
-      }
-    }
-    throw std::invalid_argument("griffin::Matrix: unknown weight type");
-  }
-  // Quantises f32 values [rows, cols] to int8 with one scale per row (kernels::quantize_int8_row).
-  static Matrix quantized_int8(const float* values, std::size_t rows, std::size_t cols) {
-    return from_rows(WeightType::int8, rows, cols,
-                     [&](std::size_t r, std::span<float> row) { std::copy_n(values + r * cols, cols, row.data()); });
-  }
-  // Takes int8 values [rows, cols] and their row scales as they are.
-  static Matrix owned_int8(std::vector<std::int8_t> values, std::vector<float> scales, std::size_t rows,
-                           std::size_t cols) {
-    Matrix m;
-    m.type_ = WeightType::int8;
-    m.rows_ = rows;
-    m.cols_ = cols;
-    m.int8_ = std::move(values);
-    m.scales_ = std::move(scales);
-    m.data_ = m.int8_.data();
-    return m;
-  }
-  // Borrows memory that outlives the matrix (the mapped checkpoint, kept alive by Weights::keep_alive).
-  static Matrix borrowed(WeightType type, const void* data, std::size_t rows, std::size_t cols) {
-    Matrix m;
-    m.type_ = type;
-    m.rows_ = rows;
-    m.cols_ = cols;
-    m.data_ = data;
-    return m;
-  }
-  Matrix(Matrix&& o) noexcept { *this = std::move(o); }
-  Matrix& operator=(Matrix&& o) noexcept {
-    type_ = o.type_;
-    rows_ = o.rows_;
-    cols_ = o.cols_;
-    const bool was_f32 = o.data_ == o.f32_.data() && !o.f32_.empty();
-    const bool was_bf16 = o.data_ == o.bf16_.data() && !o.bf16_.empty();
-    const bool was_int8 = o.data_ == o.int8_.data() && !o.int8_.empty();
-    f32_ = std::move(o.f32_);
-    bf16_ = std::move(o.bf16_);
-    int8_ = std::move(o.int8_);
-    scales_ = std::move(o.scales_);
-    data_ = was_f32    ? f32_.data()
-            : was_bf16 ? static_cast<const void*>(bf16_.data())
-            : was_int8 ? static_cast<const void*>(int8_.data())
-                       : o.data_;
-    return *this;
-  }
-  Matrix(const Matrix&) = delete;
-  Matrix& operator=(const Matrix&) = delete;
-
-  WeightType type() const { return type_; }
-  std::size_t rows() const { return rows_; }
-  std::size_t cols() const { return cols_; }
-  // Bytes a matmul streams: the values, plus the row scales for int8.
-  std::size_t size_bytes() const {
-    if (type_ == WeightType::int8) return rows_ * cols_ + rows_ * sizeof(float);
-    return rows_ * cols_ * (type_ == WeightType::f32 ? 4 : 2);
-  }
-  MatrixView<float> f32() const { return {static_cast<const float*>(data_), rows_, cols_}; }
-  MatrixView<bf16> bf16_view() const { return {static_cast<const bf16*>(data_), rows_, cols_}; }
-  Int8MatrixView int8_view() const { return {static_cast<const std::int8_t*>(data_), scales_.data(), rows_, cols_}; }
-
-  // Calls f with the typed view: one branch per matmul, not per element.
-  template <class F>
-  decltype(auto) visit(F&& f) const {
-    if (type_ == WeightType::f32) return f(f32());
-    if (type_ == WeightType::int8) return f(int8_view());
-    return f(bf16_view());
-  }
-
- private:
-  WeightType type_ = WeightType::f32;
-  std::size_t rows_ = 0, cols_ = 0;
-  const void* data_ = nullptr;
-  std::vector<float> f32_;
-  std::vector<bf16> bf16_;
-  std::vector<std::int8_t> int8_;
-  std::vector<float> scales_;  // int8 only: one per row
-};
 
 struct RecurrentWeights {
   Matrix linear_x, linear_y, linear_out;       // [E, D], [E, D], [D, E]
   std::vector<float> linear_x_bias, linear_y_bias, linear_out_bias;
-  std::vector<float> conv_taps;                 // [K, E]: the HF [E, 1, K] weight transposed
+  std::vector<float> conv_taps;                 // [K, E]: the checkpoint's [E, 1, K] transposed
   std::vector<float> conv_bias;                 // [E]
   std::vector<float> input_gate_weight;         // [H, E/H, E/H] as [block, in, out]
   std::vector<float> input_gate_bias;           // [H·E/H]
   std::vector<float> recurrent_gate_weight;     // same layout
   std::vector<float> recurrent_gate_bias;
   std::vector<float> log_a_scale;               // [E]: -8 · softplus(recurrent_param)
+
+  template <class Self, class Visitor>
+  static void visit_tensors(Self& w, const Shape& s, Visitor&& v) {
+    using namespace detail;
+    const std::size_t D = s.width, E = s.lru_width, H = s.num_heads, bw = E / H, K = s.conv_width;
+    v(w.linear_x, matrix_spec("temporal_block.linear_x.weight", E, D));
+    v(w.linear_x_bias, vector_spec("temporal_block.linear_x.bias", E));
+    v(w.linear_y, matrix_spec("temporal_block.linear_y.weight", E, D));
+    v(w.linear_y_bias, vector_spec("temporal_block.linear_y.bias", E));
+    v(w.linear_out, matrix_spec("temporal_block.linear_out.weight", D, E));
+    v(w.linear_out_bias, vector_spec("temporal_block.linear_out.bias", D));
+    v(w.conv_taps, TensorSpec{"temporal_block.conv_1d.weight", {E, 1, K}, 3, Init::conv_taps, K, Transform::taps_k_major});
+    v(w.conv_bias, vector_spec("temporal_block.conv_1d.bias", E));
+    v(w.input_gate_weight, TensorSpec{"temporal_block.rg_lru.input_gate_weight", {H, bw, bw}, 3, Init::normal_fan_in, bw});
+    v(w.input_gate_bias, TensorSpec{"temporal_block.rg_lru.input_gate_bias", {H, bw, 0}, 2});
+    v(w.recurrent_gate_weight,
+      TensorSpec{"temporal_block.rg_lru.recurrent_gate_weight", {H, bw, bw}, 3, Init::normal_fan_in, bw});
+    v(w.recurrent_gate_bias, TensorSpec{"temporal_block.rg_lru.recurrent_gate_bias", {H, bw, 0}, 2});
+    v(w.log_a_scale,
+      TensorSpec{"temporal_block.rg_lru.recurrent_param", {E, 0, 0}, 1, Init::lru_decay, 1, Transform::log_a_scale});
+  }
 };
 
 struct AttentionWeights {
   Matrix q_proj, k_proj, v_proj, o_proj;        // [H·Dh, D], [Dh, D], [Dh, D], [D, H·Dh]
   std::vector<float> o_proj_bias;               // [D]
+
+  template <class Self, class Visitor>
+  static void visit_tensors(Self& w, const Shape& s, Visitor&& v) {
+    using namespace detail;
+    const std::size_t D = s.width, HD = s.num_heads * s.head_dim, Dh = s.head_dim;
+    v(w.q_proj, matrix_spec("temporal_block.q_proj.weight", HD, D));
+    v(w.k_proj, matrix_spec("temporal_block.k_proj.weight", Dh, D));
+    v(w.v_proj, matrix_spec("temporal_block.v_proj.weight", Dh, D));
+    v(w.o_proj, matrix_spec("temporal_block.o_proj.weight", D, HD));
+    v(w.o_proj_bias, vector_spec("temporal_block.o_proj.bias", D));
+  }
 };
 
 struct MlpWeights {
   Matrix gate_proj, up_proj, down_proj;         // [F, D], [F, D], [D, F]
   std::vector<float> gate_proj_bias, up_proj_bias, down_proj_bias;
+
+  template <class Self, class Visitor>
+  static void visit_tensors(Self& w, const Shape& s, Visitor&& v) {
+    using namespace detail;
+    const std::size_t D = s.width, F = s.mlp_width;
+    v(w.gate_proj, matrix_spec("mlp_block.gate_proj.weight", F, D));
+    v(w.gate_proj_bias, vector_spec("mlp_block.gate_proj.bias", F));
+    v(w.up_proj, matrix_spec("mlp_block.up_proj.weight", F, D));
+    v(w.up_proj_bias, vector_spec("mlp_block.up_proj.bias", F));
+    v(w.down_proj, matrix_spec("mlp_block.down_proj.weight", D, F));
+    v(w.down_proj_bias, vector_spec("mlp_block.down_proj.bias", D));
+  }
 };
 
 struct LayerWeights {
@@ -196,94 +134,88 @@ struct LayerWeights {
   RecurrentWeights recurrent;                              // set when type == recurrent
   AttentionWeights attention;                              // set for local and global attention
   MlpWeights mlp;
+
+  // The layer's tensors for its block type: its norms, its temporal block's, its MLP's.
+  template <class Self, class Visitor>
+  static void visit_tensors(Self& w, const Shape& s, BlockType type, Visitor&& v) {
+    v(w.temporal_pre_norm, detail::vector_spec("temporal_pre_norm.weight", s.width));
+    v(w.channel_pre_norm, detail::vector_spec("channel_pre_norm.weight", s.width));
+    if (type == BlockType::recurrent) RecurrentWeights::visit_tensors(w.recurrent, s, v);
+    else AttentionWeights::visit_tensors(w.attention, s, v);
+    MlpWeights::visit_tensors(w.mlp, s, v);
+  }
 };
+
+// The checkpoint's name of a tensor of layer `layer` (or of the model, for layer = no_layer).
+inline constexpr std::size_t no_layer = dynamic;
+inline std::string tensor_name(std::size_t layer, std::string_view name) {
+  if (layer == no_layer) return "model." + std::string(name);
+  return "model.layers." + std::to_string(layer) + "." + std::string(name);
+}
 
 struct Weights {
   Matrix embed_tokens;                 // [V, D], also the (tied) output projection
   std::vector<float> final_norm;       // [D]
   std::vector<LayerWeights> layers;
-  std::shared_ptr<const void> keep_alive;  // the mapped checkpoint borrowed matrices point into
 
-  std::size_t parameter_count() const {
-    std::size_t n = embed_tokens.rows() * embed_tokens.cols() + final_norm.size();
-    auto m = [](const Matrix& x) { return x.rows() * x.cols(); };
-    for (const auto& l : layers) {
-      n += l.temporal_pre_norm.size() + l.channel_pre_norm.size();
-      const auto& r = l.recurrent;
-      n += m(r.linear_x) + m(r.linear_y) + m(r.linear_out) + r.linear_x_bias.size() + r.linear_y_bias.size() +
-           r.linear_out_bias.size() + r.conv_taps.size() + r.conv_bias.size() + r.input_gate_weight.size() +
-           r.input_gate_bias.size() + r.recurrent_gate_weight.size() + r.recurrent_gate_bias.size() +
-           r.log_a_scale.size();
-      const auto& a = l.attention;
-      n += m(a.q_proj) + m(a.k_proj) + m(a.v_proj) + m(a.o_proj) + a.o_proj_bias.size();
-      n += m(l.mlp.gate_proj) + m(l.mlp.up_proj) + m(l.mlp.down_proj) + l.mlp.gate_proj_bias.size() +
-           l.mlp.up_proj_bias.size() + l.mlp.down_proj_bias.size();
-    }
-    return n;
+  // Every tensor of a model of `config`'s sizes and pattern: v(member, spec, layer) with layer = no_layer for
+  // the embedding and the final norm. `w` needs as many layers as the config's depth.
+  template <class Self, class Config, class Visitor>
+  static void visit_tensors(Self& w, const Config& config, Visitor&& v) {
+    v(w.embed_tokens, detail::matrix_spec("embed_tokens.weight", config.sizes.vocab_size, config.sizes.width), no_layer);
+    v(w.final_norm, detail::vector_spec("final_norm.weight", config.sizes.width), no_layer);
+    for (std::size_t i = 0; i < config.sizes.depth; ++i)
+      LayerWeights::visit_tensors(w.layers[i], config.sizes, config.block_type(i),
+                                  [&](auto& member, const TensorSpec& spec) { v(member, spec, i); });
   }
 };
 
-// Checks that hand-built (or randomly drawn) weights have the shapes `config` implies, so a mismatch is a
-// clear std::invalid_argument from the Model constructor instead of out-of-bounds reads later. O(depth).
+// The number of parameters a model of `config` has (every tensor in the checkpoint's shape).
+template <class Config>
+std::size_t parameter_count(const Config& config) {
+  Weights shapes;
+  shapes.layers.resize(config.sizes.depth);
+  std::size_t n = 0;
+  Weights::visit_tensors(shapes, config, [&](auto&, const TensorSpec& spec, std::size_t) { n += spec.elements(); });
+  return n;
+}
+
+// The bytes the weights occupy as loaded: matrices in their storage type (as a matmul streams them), the
+// rest f32. A decode step reads all of it once.
+template <class Config>
+std::size_t weight_bytes(const Config& config, const Weights& w) {
+  std::size_t n = 0;
+  Weights::visit_tensors(w, config, [&](const auto& member, const TensorSpec&, std::size_t) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(member)>, Matrix>) n += member.size_bytes();
+    else n += member.size() * sizeof(float);
+  });
+  return n;
+}
+
+// Checks that hand-built (or randomly drawn) weights have the shapes `config` implies, so a mismatch is a clear
+// std::invalid_argument from the Model constructor instead of out-of-bounds reads later. O(depth).
 template <class Config>
 void check_weights_fit(const Config& config, const Weights& w) {
-  const std::size_t V = config.vocab_size, D = config.width, E = config.lru_width, H = config.num_heads,
-                    Dh = config.head_dim, F = config.mlp_width, K = config.conv_width;
-  auto fail = [](const std::string& what, std::size_t a, std::size_t b, std::size_t c, std::size_t d) {
-    throw std::invalid_argument("griffin: the weights do not fit the config: " + what + " is [" + std::to_string(a) +
-                                ", " + std::to_string(b) + "] but the config implies [" + std::to_string(c) + ", " +
-                                std::to_string(d) + "]");
+  const auto fail = [](const std::string& what) {
+    throw std::invalid_argument("griffin: the weights do not fit the config: " + what);
   };
-  auto matrix = [&](const Matrix& m, std::size_t rows, std::size_t cols, const std::string& what) {
-    if (m.rows() != rows || m.cols() != cols) fail(what, m.rows(), m.cols(), rows, cols);
-  };
-  auto vec = [&](const std::vector<float>& v, std::size_t n, const std::string& what) {
-    if (v.size() != n) fail(what, v.size(), 1, n, 1);
-  };
-  matrix(w.embed_tokens, V, D, "embed_tokens");
-  vec(w.final_norm, D, "final_norm");
-  if (w.layers.size() != config.depth)
-    throw std::invalid_argument("griffin: the weights do not fit the config: " + std::to_string(w.layers.size()) +
-                                " layers but the config has depth " + std::to_string(config.depth));
-  for (std::size_t i = 0; i < config.depth; ++i) {
-    const LayerWeights& l = w.layers[i];
-    const std::string p = "layers." + std::to_string(i) + ".";
-    if (l.type != config.block_type(i))
-      throw std::invalid_argument("griffin: the weights do not fit the config: " + p + "type is " +
-                                  std::string(block_type_name(l.type)) + " but the config's pattern says " +
-                                  std::string(block_type_name(config.block_type(i))));
-    vec(l.temporal_pre_norm, D, p + "temporal_pre_norm");
-    vec(l.channel_pre_norm, D, p + "channel_pre_norm");
-    if (l.type == BlockType::recurrent) {
-      const RecurrentWeights& r = l.recurrent;
-      matrix(r.linear_x, E, D, p + "linear_x");
-      matrix(r.linear_y, E, D, p + "linear_y");
-      matrix(r.linear_out, D, E, p + "linear_out");
-      vec(r.linear_x_bias, E, p + "linear_x_bias");
-      vec(r.linear_y_bias, E, p + "linear_y_bias");
-      vec(r.linear_out_bias, D, p + "linear_out_bias");
-      vec(r.conv_taps, K * E, p + "conv_taps");
-      vec(r.conv_bias, E, p + "conv_bias");
-      vec(r.input_gate_weight, E * (E / H), p + "input_gate_weight");
-      vec(r.input_gate_bias, E, p + "input_gate_bias");
-      vec(r.recurrent_gate_weight, E * (E / H), p + "recurrent_gate_weight");
-      vec(r.recurrent_gate_bias, E, p + "recurrent_gate_bias");
-      vec(r.log_a_scale, E, p + "log_a_scale");
+  if (w.layers.size() != config.sizes.depth)
+    fail(std::to_string(w.layers.size()) + " layers but the config has depth " + std::to_string(config.sizes.depth));
+  for (std::size_t i = 0; i < config.sizes.depth; ++i)
+    if (w.layers[i].type != config.block_type(i))
+      fail("model.layers." + std::to_string(i) + " is " + std::string(block_type_name(w.layers[i].type)) +
+           " but the config's pattern says " + std::string(block_type_name(config.block_type(i))));
+  Weights::visit_tensors(w, config, [&](const auto& member, const TensorSpec& spec, std::size_t layer) {
+    std::size_t rows, cols, want_rows = spec.shape[0], want_cols = spec.rank == 2 ? spec.shape[1] : 1;
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(member)>, Matrix>) {
+      rows = member.rows(), cols = member.cols();
     } else {
-      const AttentionWeights& a = l.attention;
-      matrix(a.q_proj, H * Dh, D, p + "q_proj");
-      matrix(a.k_proj, Dh, D, p + "k_proj");
-      matrix(a.v_proj, Dh, D, p + "v_proj");
-      matrix(a.o_proj, D, H * Dh, p + "o_proj");
-      vec(a.o_proj_bias, D, p + "o_proj_bias");
+      rows = member.size(), cols = 1, want_rows = spec.elements(), want_cols = 1;
     }
-    matrix(l.mlp.gate_proj, F, D, p + "gate_proj");
-    matrix(l.mlp.up_proj, F, D, p + "up_proj");
-    matrix(l.mlp.down_proj, D, F, p + "down_proj");
-    vec(l.mlp.gate_proj_bias, F, p + "gate_proj_bias");
-    vec(l.mlp.up_proj_bias, F, p + "up_proj_bias");
-    vec(l.mlp.down_proj_bias, D, p + "down_proj_bias");
-  }
+    if (rows != want_rows || cols != want_cols)
+      fail(tensor_name(layer, spec.name) + " is [" + std::to_string(rows) + ", " + std::to_string(cols) +
+           "] but the config implies [" + std::to_string(want_rows) + ", " + std::to_string(want_cols) + "]");
+  });
 }
 
 }  // namespace griffin

@@ -8,5 +8,5 @@ int main(int argc, char** argv) {
   auto state = model.new_state();
   const auto logits = model.prefill(state, std::vector<int>{'A', 'n', 'd'});
   std::printf("consumer: %zu logits, parameters %zu\n", logits.size(), model.weights().parameter_count());
-  return logits.size() == model.config().vocab_size ? 0 : 1;
+  return logits.size() == model.config().sizes.vocab_size ? 0 : 1;
 }

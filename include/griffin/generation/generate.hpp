@@ -181,7 +181,7 @@ std::vector<float> prefill_prompt(const M& model, State& state, std::span<const 
   if (tokens.empty()) throw InputError("griffin: empty prompt");
   if (state.batch_size() != 1) throw InputError("griffin::prefill_prompt: the state must hold one sequence");
   chunk = std::max<std::size_t>(chunk, 1);
-  std::vector<float> logits(model.config().vocab_size);
+  std::vector<float> logits(model.config().sizes.vocab_size);
   for (std::size_t at = 0; at < tokens.size(); at += chunk) {
     const std::size_t n = std::min(chunk, tokens.size() - at);
     const bool last = at + n == tokens.size();
@@ -199,7 +199,7 @@ std::vector<Generation> continue_batch(const M& model, State& state, const Token
                                        std::span<const std::size_t> sequences, std::vector<std::vector<float>> logits,
                                        const std::vector<std::vector<int>>& contexts, const GenerateOptions& options,
                                        const BatchTokenCallback& callback = {}) {
-  const std::size_t S = sequences.size(), V = model.config().vocab_size;
+  const std::size_t S = sequences.size(), V = model.config().sizes.vocab_size;
   if (logits.size() != S || contexts.size() != S)
     throw std::invalid_argument("griffin::continue_batch: one logits row and one context per sequence");
   for (const auto& row : logits)
@@ -298,7 +298,7 @@ template <class M>
 std::vector<Generation> generate_batch(const M& model, State& state, const Tokenizer& tokenizer,
                                        const std::vector<std::vector<int>>& prompts, const GenerateOptions& options,
                                        const BatchTokenCallback& callback = {}, const ProgressCallback& progress = {}) {
-  const std::size_t B = prompts.size(), V = model.config().vocab_size;
+  const std::size_t B = prompts.size(), V = model.config().sizes.vocab_size;
   if (B != state.batch_size())
     throw InputError("griffin::generate_batch: " + std::to_string(B) + " prompts for a state of " +
                      std::to_string(state.batch_size()) + " sequences");

@@ -37,7 +37,7 @@ template <class M>
 Perplexity evaluate_perplexity(const M& model, std::span<const int> tokens, std::size_t bytes, std::size_t chunk = 0,
                                const ProgressCallback& progress = {}) {
   if (tokens.size() < 2) throw InputError("griffin perplexity: needs at least two tokens");
-  const std::size_t V = model.config().vocab_size;
+  const std::size_t V = model.config().sizes.vocab_size;
   if (chunk == 0) chunk = std::clamp<std::size_t>((std::size_t(16) << 20) / V, 1, 1024);
   const auto start = std::chrono::steady_clock::now();
   State state = model.new_state(1);

@@ -25,22 +25,16 @@ namespace griffin::io {
 
 namespace detail {
 
-// clang-format off
-// The keys read into the config.
-inline constexpr std::array<std::string_view, 25> config_keys_used = {
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "head_dim", "lru_width", "attention_window_size", "conv1d_width",
-    "logits_soft_cap", "rms_norm_eps", "partial_rotary_factor", "rope_theta", "block_types", "_block_types",
-    "hidden_activation", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype", "dtype",
-    "embeddings_scale_by_sqrt_dim", "attention_bias", "tie_word_embeddings"};
-
 // Keys that Hugging Face writes but that do not change inference: accepted and ignored (model_type,
 // attention_bias and tie_word_embeddings are also checked, below).
 inline constexpr std::array<std::string_view, 14> config_keys_ignored = {
     "architectures", "model_type", "transformers_version", "_name_or_path", "final_w_init_variance_scale",
     "w_init_variance_scale", "use_cache", "attention_dropout", "output_hidden_states", "output_attentions",
     "return_dict", "initializer_range", "max_position_embeddings", "torchscript"};
-// clang-format on
+
+// Keys read besides the field table's: the pattern, the activation, the dtype and two checked flags.
+inline constexpr std::array<std::string_view, 7> config_keys_special = {
+    "block_types", "_block_types", "hidden_activation", "torch_dtype", "dtype", "attention_bias", "tie_word_embeddings"};
 
 // Sizes above this are rejected outright (every buffer index stays in int32), and a model whose sizes
 // imply more than max_config_parameters weights is rejected before anything is allocated.
@@ -141,14 +135,65 @@ class ConfigReader {
 };
 
 // A rough weight count (embedding + per-layer linears), in double so absurd sizes cannot overflow.
-inline double approximate_parameters(const DynamicConfig& c) {
-  const double V = double(c.vocab_size), D = double(c.width), E = double(c.lru_width), H = double(c.num_heads),
-               Dh = double(c.head_dim), F = double(c.mlp_width), K = double(c.conv_width);
+inline double approximate_parameters(const Shape& s) {
+  const double V = double(s.vocab_size), D = double(s.width), E = double(s.lru_width), H = double(s.num_heads),
+               Dh = double(s.head_dim), F = double(s.mlp_width), K = double(s.conv_width);
   const double mlp = 3 * D * F;
   const double recurrent = 3 * D * E + 2 * E * E / H + K * E;
-  const double attention = 2 * D * H * Dh + 2 * D * Dh * double(c.num_kv_heads);
-  return V * D + double(c.depth) * (mlp + std::max(recurrent, attention));
+  const double attention = 2 * D * H * Dh + 2 * D * Dh * double(s.num_kv_heads);
+  return V * D + double(s.depth) * (mlp + std::max(recurrent, attention));
 }
+
+// Reads one field of the table into `c`: its key, or the default the table gives when it is absent.
+class FieldReader {
+ public:
+  FieldReader(const ConfigReader& r, DynamicConfig& c) : r_(r), c_(c) {}
+
+  void operator()(const SizeField& f) const {
+    const nlohmann::json* v = r_.find(f.json_key);
+    std::size_t& size = c_.sizes.*f.member;
+    if (v && !(f.null_is_default && v->is_null())) {
+      const std::size_t n = r_.size(f.json_key, *v);
+      if (n % f.json_factor != 0)
+        r_.fail(f.json_key, std::to_string(n) + " is odd; the MLP width is half of it");
+      size = n / f.json_factor;
+      return;
+    }
+    const SizeDefault& d = f.fallback;
+    switch (d.kind) {
+      case SizeDefault::required: r_.require(f.json_key); break;
+      case SizeDefault::constant: size = d.value; break;
+      case SizeDefault::same_as: size = c_.sizes.*d.of; break;
+      case SizeDefault::quotient: {
+        const std::size_t a = c_.sizes.*d.of, b = c_.sizes.*d.by;
+        if (a % b != 0)
+          r_.fail(f.json_key, "absent, and " + key_of(d.of) + " " + std::to_string(a) + " is not divisible by " +
+                                  key_of(d.by) + " " + std::to_string(b));
+        size = a / b;
+        break;
+      }
+    }
+  }
+  void operator()(const NumberField& f) const {
+    if (const auto* v = r_.find(f.json_key); v && v->is_null() && f.null_is_zero) c_.hyper.*f.member = 0.0f;
+    else c_.hyper.*f.member = r_.number(f.json_key, f.fallback);
+  }
+  void operator()(const FlagField& f) const { c_.hyper.*f.member = r_.boolean(f.json_key, f.fallback); }
+  void operator()(const TokenField& f) const {
+    c_.hyper.*f.member = r_.token_id(f.json_key, f.fallback, c_.sizes.vocab_size);
+  }
+
+ private:
+  static std::string key_of(std::size_t Shape::*member) {
+    std::string key;
+    visit_sizes([&](const SizeField& f) {
+      if (f.member == member) key = f.json_key;
+    });
+    return key;
+  }
+  const ConfigReader& r_;
+  DynamicConfig& c_;
+};
 
 }  // namespace detail
 
@@ -158,32 +203,18 @@ inline DynamicConfig parse_config_json(std::string_view json_text, std::string d
   const nlohmann::json j = detail::parse_json_unique_keys(json_text, display_name, "key");
   if (!j.is_object()) throw ConfigError(display_name + ": expected a JSON object, got " + detail::json_excerpt(j));
 
+  std::vector<std::string_view> known(detail::config_keys_ignored.begin(), detail::config_keys_ignored.end());
+  known.insert(known.end(), detail::config_keys_special.begin(), detail::config_keys_special.end());
+  visit_fields([&](const auto& field) { known.push_back(field.json_key); });
   for (const auto& item : j.items()) {
     const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture those
-    auto known = [&](const auto& list) { return std::find(list.begin(), list.end(), key) != list.end(); };
-    if (!known(detail::config_keys_used) && !known(detail::config_keys_ignored))
+    if (std::find(known.begin(), known.end(), key) == known.end())
       throw ConfigError(display_name + ": unknown key \"" + key + "\"");
   }
 
   const detail::ConfigReader r(j, display_name);
   DynamicConfig c;
-
-  c.vocab_size = Size<dynamic>(r.required_size("vocab_size"));
-  c.width = Size<dynamic>(r.required_size("hidden_size"));
-  const std::size_t intermediate = r.required_size("intermediate_size");
-  if (intermediate % 2 != 0)
-    r.fail("intermediate_size", std::to_string(intermediate) + " is odd; the MLP width is half of it");
-  c.mlp_width = Size<dynamic>(intermediate / 2);
-  c.depth = Size<dynamic>(r.required_size("num_hidden_layers"));
-  c.num_heads = Size<dynamic>(r.required_size("num_attention_heads"));
-  c.num_kv_heads = Size<dynamic>(r.optional_size("num_key_value_heads", 1));
-  if (!r.find("head_dim") && c.width % c.num_heads != 0)
-    r.fail("head_dim", "absent, and hidden_size " + std::to_string(c.width) +
-                           " is not divisible by num_attention_heads " + std::to_string(c.num_heads));
-  c.head_dim = Size<dynamic>(r.optional_size("head_dim", c.width / c.num_heads, true));
-  c.lru_width = Size<dynamic>(r.optional_size("lru_width", c.width, true));
-  c.attention_window = Size<dynamic>(r.optional_size("attention_window_size", 2048));
-  c.conv_width = Size<dynamic>(r.optional_size("conv1d_width", 4));
+  visit_fields(detail::FieldReader(r, c));
 
   const auto* block_types = r.find("block_types");
   const auto* old_block_types = r.find("_block_types");
@@ -196,19 +227,6 @@ inline DynamicConfig parse_config_json(std::string_view json_text, std::string d
                                  detail::json_excerpt(*block_types));
     c.pattern = std::move(old);
   }
-
-  Hyperparameters& h = c.hyper;
-  if (const auto* cap = r.find("logits_soft_cap"); cap && cap->is_null())
-    h.logits_soft_cap = 0.0f;  // null = no cap
-  else
-    h.logits_soft_cap = r.number("logits_soft_cap", 30.0f);  // the Hugging Face default
-  h.rms_norm_eps = r.number("rms_norm_eps", 1e-6f);
-  h.partial_rotary_factor = r.number("partial_rotary_factor", 0.5f);
-  h.rope_theta = r.number("rope_theta", 10000.0f);
-  h.embeddings_scale_by_sqrt_dim = r.boolean("embeddings_scale_by_sqrt_dim", true);
-  h.bos_token_id = r.token_id("bos_token_id", 2, c.vocab_size);
-  h.eos_token_id = r.token_id("eos_token_id", 1, c.vocab_size);
-  h.pad_token_id = r.token_id("pad_token_id", 0, c.vocab_size);
 
   // Every tanh-approximated GeLU has the same formula (spec "MLP"); the exact erf GeLU is another function.
   if (const auto* act = r.string("hidden_activation");
@@ -239,14 +257,16 @@ inline DynamicConfig parse_config_json(std::string_view json_text, std::string d
   if (!r.boolean("tie_word_embeddings", true))
     r.fail("tie_word_embeddings", "false is not supported (the logits use the embedding table)");
 
-  if (const double n = detail::approximate_parameters(c); n > detail::max_config_parameters) {
+  if (const double n = detail::approximate_parameters(c.sizes); n > detail::max_config_parameters) {
     char approx[32];
     std::snprintf(approx, sizeof approx, "%.3g", n);
-    throw ConfigError(display_name + ": the sizes imply about " + approx +
-                      " parameters, more than the limit of 1e12 (vocab_size " + std::to_string(c.vocab_size) +
-                      ", hidden_size " + std::to_string(c.width) + ", lru_width " + std::to_string(c.lru_width) +
-                      ", intermediate_size " + std::to_string(intermediate) + ", num_hidden_layers " +
-                      std::to_string(c.depth) + ")");
+    std::string sizes;
+    visit_sizes([&](const SizeField& f) {
+      sizes += (sizes.empty() ? "" : ", ") + std::string(f.json_key) + " " +
+               std::to_string(c.sizes.*f.member * f.json_factor);
+    });
+    throw ConfigError(display_name + ": the sizes imply about " + approx + " parameters, more than the limit of 1e12 (" +
+                      sizes + ")");
   }
   try {
     c.validate();

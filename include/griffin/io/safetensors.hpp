@@ -32,11 +32,6 @@ namespace griffin::io {
 static_assert(std::endian::native == std::endian::little,
               "griffin::io reads safetensors (little-endian) data in place; big-endian hosts are not supported");
 
-// A tensor's dtype is a griffin::DType (griffin/dtype.hpp), also named io::DType here because the loader
-// (load_model.hpp) spells it so.
-using griffin::DType;
-using griffin::dtype_name;
-
 // As dtype_from_name, but an unknown name is a LoadError: "WHERE: unknown dtype "NAME" (...)".
 inline DType parse_dtype(std::string_view name, std::string_view where) {
   if (auto t = dtype_from_name(name)) return *t;

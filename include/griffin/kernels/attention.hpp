@@ -15,6 +15,7 @@
 #include <span>
 #include <vector>
 
+#include "griffin/extent.hpp"
 #include "griffin/kernels/gemm.hpp"
 #include "griffin/simd/backend.hpp"
 
@@ -190,18 +191,120 @@ void mqa_attention_rows(QueryRows queries, std::span<const KeySegment> segments,
   }
 }
 
-// Query tokens [t_begin, t_end), all heads: mqa_attention_rows over their rows. `scores` is no longer
-// used (the tiled kernel keeps its own per-thread scratch); kept so existing callers need not change.
-template <simd::VectorBackend B>
-void mqa_attention(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads, std::size_t head_dim,
-                   std::size_t window, float* out, float* /*scores*/, std::size_t t_begin, std::size_t t_end) {
-  mqa_attention_rows<B>(queries, segments, heads, head_dim, window, out, t_begin * heads, t_end * heads);
+// ---- A few query rows (decode) ----
+//
+// A decode step has one token's heads as its query rows: too few for the tiles above to pay for their
+// matmuls. Each row's scores are dot products with its visible keys (a key tile at a time for every row, so a
+// tile is read from memory once for all heads), then a softmax, then the weighted values. The head width
+// may be a compile-time extent, which unrolls the dot products and the value sums.
+
+inline constexpr std::size_t attention_decode_max_tokens = 4;  // up to this many query tokens take this path
+inline constexpr std::size_t attention_decode_key_tile = 64;
+
+template <simd::VectorBackend B, std::size_t Dh>
+void mqa_attention_decode_rows(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads,
+                               Size<Dh> head_dim, std::size_t window, float* out, std::size_t r_begin,
+                               std::size_t r_end) {
+  constexpr std::size_t L = B::lanes;
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  const std::size_t rows = r_end - r_begin, vector_end = head_dim / L * L;
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  std::size_t keys = 0;
+  for (const KeySegment& seg : segments) keys += seg.count;
+  thread_local detail::AttentionScratch scratch;
+  float* S = scratch.scores.get(rows * keys);  // [rows][keys], in segment order
+  float* sum = scratch.row_sum.get(rows);
+  auto dot = [&](const float* q, const float* k) {
+    auto acc = B::zero();
+    for (std::size_t d = 0; d < vector_end; d += L) acc = B::fma(B::load(q + d), B::load(k + d), acc);
+    float total = B::reduce_add(acc);
+    for (std::size_t d = vector_end; d < head_dim; ++d) total = std::fma(q[d], k[d], total);
+    return total;
+  };
+  auto visible = [&](std::size_t r, const KeySegment& seg, std::size_t s) {
+    const std::size_t t = r / heads;
+    return key_visible(queries.positions[t], queries.documents ? queries.documents[t] : 0, seg.positions[s],
+                       seg.documents ? seg.documents[s] : 0, window);
+  };
+  // Scores, a key tile at a time for every row.
+  std::size_t base = 0;
+  for (const KeySegment& seg : segments) {
+    for (std::size_t s0 = 0; s0 < seg.count; s0 += attention_decode_key_tile) {
+      const std::size_t s1 = std::min(seg.count, s0 + attention_decode_key_tile);
+      for (std::size_t i = 0; i < rows; ++i) {
+        const float* q = queries.queries + (r_begin + i) * head_dim;
+        for (std::size_t s = s0; s < s1; ++s)
+          S[i * keys + base + s] = visible(r_begin + i, seg, s) ? dot(q, seg.keys + s * head_dim) * scale : neg_inf;
+      }
+    }
+    base += seg.count;
+  }
+  // The softmax of each row: exp(score - max) in place, and the sum.
+  for (std::size_t i = 0; i < rows; ++i) {
+    float* srow = S + i * keys;
+    float m = neg_inf;
+    for (std::size_t s = 0; s < keys; ++s) m = std::max(m, srow[s]);
+    sum[i] = 0.0f;
+    if (m == neg_inf) continue;  // no visible key: the output stays 0
+    const auto mv = B::set(m);
+    auto sum_v = B::zero();
+    std::size_t s = 0;
+    for (; s + L <= keys; s += L) {
+      const auto p = B::exp(B::sub(B::load(srow + s), mv));
+      B::store(srow + s, p);
+      sum_v = B::add(sum_v, p);
+    }
+    float total = B::reduce_add(sum_v);
+    for (; s < keys; ++s) {
+      srow[s] = std::exp(srow[s] - m);
+      total += srow[s];
+    }
+    sum[i] = total;
+  }
+  // The weighted values, a key tile at a time for every row; each row's output is one chain over its keys.
+  for (std::size_t i = 0; i < rows; ++i) std::fill_n(out + (r_begin + i) * head_dim, std::size_t(head_dim), 0.0f);
+  base = 0;
+  for (const KeySegment& seg : segments) {
+    for (std::size_t s0 = 0; s0 < seg.count; s0 += attention_decode_key_tile) {
+      const std::size_t s1 = std::min(seg.count, s0 + attention_decode_key_tile);
+      for (std::size_t i = 0; i < rows; ++i) {
+        if (!(sum[i] > 0.0f)) continue;
+        float* o = out + (r_begin + i) * head_dim;
+        const float* p = S + i * keys + base;
+        for (std::size_t s = s0; s < s1; ++s) {
+          if (p[s] == 0.0f) continue;  // invisible (or too small to matter in float)
+          const auto ps = B::set(p[s]);
+          const float* v = seg.values + s * head_dim;
+          for (std::size_t d = 0; d < vector_end; d += L) B::store(o + d, B::fma(ps, B::load(v + d), B::load(o + d)));
+          for (std::size_t d = vector_end; d < head_dim; ++d) o[d] = std::fma(p[s], v[d], o[d]);
+        }
+      }
+    }
+    base += seg.count;
+  }
+  for (std::size_t i = 0; i < rows; ++i) {
+    if (!(sum[i] > 0.0f)) continue;
+    const float inv = 1.0f / sum[i];
+    float* o = out + (r_begin + i) * head_dim;
+    for (std::size_t d = 0; d < head_dim; ++d) o[d] *= inv;
+  }
 }
 
+// Query rows [r_begin, r_end) of queries.count · heads, by whichever path suits the number of query tokens.
+template <simd::VectorBackend B, std::size_t Dh>
+void mqa_attention(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads, Size<Dh> head_dim,
+                   std::size_t window, float* out, std::size_t r_begin, std::size_t r_end) {
+  if (queries.count <= attention_decode_max_tokens)
+    mqa_attention_decode_rows<B>(queries, segments, heads, head_dim, window, out, r_begin, r_end);
+  else
+    mqa_attention_rows<B>(queries, segments, heads, head_dim, window, out, r_begin, r_end);
+}
+
+// All query tokens and heads.
 template <simd::VectorBackend B>
 void mqa_attention(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads, std::size_t head_dim,
-                   std::size_t window, float* out, float* scores) {
-  mqa_attention<B>(queries, segments, heads, head_dim, window, out, scores, 0, queries.count);
+                   std::size_t window, float* out) {
+  mqa_attention<B>(queries, segments, heads, Size<dynamic>(head_dim), window, out, 0, queries.count * heads);
 }
 
 }  // namespace griffin::kernels

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "griffin/extent.hpp"
 #include "griffin/simd/backend.hpp"
 
 namespace griffin::kernels {
@@ -41,13 +42,14 @@ inline void conv1d(const float* u, std::size_t tokens, std::size_t channels, std
 }  // namespace reference
 
 // u, y: [tokens] rows `ld` floats apart; taps [width, channels]; state [width-1, channels] (read, then
-// updated); segment_pos [tokens]: each token's position within its document. Channels [c_begin, c_end)
-// only, so callers can split channels across threads; the state update covers the same channels. For a
-// [tokens, channels] chunk ld = channels; the recurrent block's head-major chunks pass one head at a time
-// (u and y that head's [tokens, head width] matrix, ld its width, taps, bias and state offset to its first
-// channel).
-template <simd::VectorBackend B>
-void conv1d(const float* u, std::size_t ld, std::size_t tokens, std::size_t channels, std::size_t width,
+// updated); segment_pos [tokens]: each token's position within its document. Channels [c_begin, c_end) only,
+// so callers can split channels across threads; the state update covers the same channels. For a
+// [tokens, channels] chunk ld = channels; the recurrent block's head-major chunks pass one head at a time (u
+// and y that head's [tokens, head width] matrix, ld its width, taps, bias and state offset to its first
+// channel). A compile-time width (Size<4> for every released model) unrolls the taps; each output is the
+// chain acc = fma(tap, input, acc) from the bias over lags 0 … width-1 either way.
+template <simd::VectorBackend B, std::size_t Width>
+void conv1d(const float* u, std::size_t ld, std::size_t tokens, std::size_t channels, Size<Width> width,
             const float* taps, const float* bias, const int* segment_pos, float* state, float* y, std::size_t c_begin,
             std::size_t c_end) {
   constexpr std::size_t L = B::lanes;
@@ -57,22 +59,39 @@ void conv1d(const float* u, std::size_t ld, std::size_t tokens, std::size_t chan
   auto input_row = [&](std::size_t t, std::size_t lag) -> const float* {
     return lag <= t ? u + (t - lag) * ld : state + (history - (lag - t)) * channels;
   };
-  for (std::size_t t = 0; t < tokens; ++t) {
-    const std::size_t visible = std::min<std::size_t>(history, std::size_t(std::max(segment_pos[t], 0)));
+  // The taps that can see input: all of them once a document is `history` tokens old.
+  auto one_row = [&](std::size_t t, auto visible) {
+    const float* rows[Width == dynamic ? 1 : Width];
+    if constexpr (Width != dynamic)
+      for (std::size_t lag = 0; lag <= std::size_t(visible); ++lag) rows[lag] = input_row(t, lag);
+    auto row = [&](std::size_t lag) {
+      if constexpr (Width != dynamic) return rows[lag];
+      else return input_row(t, lag);
+    };
     for (std::size_t c = c_begin; c < vector_end; c += L) {
       auto acc = B::load(bias + c);
-      for (std::size_t lag = 0; lag <= visible; ++lag)
-        acc = B::fma(B::load(taps + (history - lag) * channels + c), B::load(input_row(t, lag) + c), acc);
+      for (std::size_t lag = 0; lag <= std::size_t(visible); ++lag)
+        acc = B::fma(B::load(taps + (history - lag) * channels + c), B::load(row(lag) + c), acc);
       B::store(y + t * ld + c, acc);
     }
     // The same fused multiply-adds one lane at a time (a plain a * b + c is fused or not as the compiler
     // likes, and then a channel's result would depend on whether a split put it in a vector).
     for (std::size_t c = vector_end; c < c_end; ++c) {
       float acc = bias[c];
-      for (std::size_t lag = 0; lag <= visible; ++lag)
-        acc = std::fma(taps[(history - lag) * channels + c], input_row(t, lag)[c], acc);
+      for (std::size_t lag = 0; lag <= std::size_t(visible); ++lag)
+        acc = std::fma(taps[(history - lag) * channels + c], row(lag)[c], acc);
       y[t * ld + c] = acc;
     }
+  };
+  for (std::size_t t = 0; t < tokens; ++t) {
+    const std::size_t visible = std::min<std::size_t>(history, std::size_t(std::max(segment_pos[t], 0)));
+    if constexpr (Width != dynamic) {
+      if (visible == history) {
+        one_row(t, std::integral_constant<std::size_t, Width - 1>{});
+        continue;
+      }
+    }
+    one_row(t, visible);
   }
   // New state: the last K-1 inputs of (old state ++ u), oldest first.
   const std::size_t keep_old = tokens >= history ? 0 : history - tokens;
@@ -84,17 +103,10 @@ void conv1d(const float* u, std::size_t ld, std::size_t tokens, std::size_t chan
 }
 
 // u, y: [tokens, channels]; the rest as above.
-template <simd::VectorBackend B>
-void conv1d(const float* u, std::size_t tokens, std::size_t channels, std::size_t width, const float* taps,
-            const float* bias, const int* segment_pos, float* state, float* y, std::size_t c_begin,
-            std::size_t c_end) {
-  conv1d<B>(u, channels, tokens, channels, width, taps, bias, segment_pos, state, y, c_begin, c_end);
-}
-
-template <simd::VectorBackend B>
-void conv1d(const float* u, std::size_t tokens, std::size_t channels, std::size_t width, const float* taps,
+template <simd::VectorBackend B, std::size_t Width>
+void conv1d(const float* u, std::size_t tokens, std::size_t channels, Size<Width> width, const float* taps,
             const float* bias, const int* segment_pos, float* state, float* y) {
-  conv1d<B>(u, tokens, channels, width, taps, bias, segment_pos, state, y, 0, channels);
+  conv1d<B>(u, channels, tokens, channels, width, taps, bias, segment_pos, state, y, 0, channels);
 }
 
 }  // namespace griffin::kernels

@@ -1,120 +1,133 @@
-// The decode matmul: y[t, n] = Σ_k x[t, k] · w[n, k] + b[n] for a handful of tokens (one per sequence of
-// a decode batch), with W [N, K] in f32, bf16 or int8. Decode is bound by the bandwidth of streaming W
-// once, so the kernel reads each weight exactly once, straight from the row-major rows (no packing),
-// several output rows at a time (several independent load streams and FMA chains), and applies every
-// loaded weight vector to all the tokens at once. Each output is a dot product with `lanes` partial
-// sums, reduced at the end; int8 rows are summed unscaled and multiplied by their scale once.
+// The decode matmul: y[t, n] = Σ_k x[t, k] · w[n, k] + b[n] for a handful of tokens (one per sequence of a
+// decode batch) over a weight matrix in panels (kernels/matrix_view.hpp). Decode streams W once, so the
+// kernel reads each weight exactly once: for every input k it loads the next run of sixteen outputs'
+// weights from several panels side by side and applies each to all the tokens, broadcasting x[t, k]. An
+// output's sum is one chain over k, as in gemm, so gemv and gemm give the same bits and no lane is ever
+// reduced. int8 sums the stored integers and scales once: y = fma(acc, scale, bias).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <cstdint>
 
+#include "griffin/extent.hpp"
 #include "griffin/kernels/matrix_view.hpp"
 #include "griffin/simd/backend.hpp"
 
 namespace griffin::kernels {
 
-namespace reference {
-// The scalar twin, in double: the value every matmul approximates.
-template <class View>
-void gemv(const float* x, std::size_t tokens, View w, const float* bias, float* y) {
-  for (std::size_t t = 0; t < tokens; ++t)
-    for (std::size_t n = 0; n < w.rows; ++n) {
-      double acc = 0.0;
-      for (std::size_t k = 0; k < w.cols; ++k) acc += double(x[t * w.cols + k]) * weight_to_f32(w.row(n)[k]);
-      y[t * w.rows + n] = float(acc * row_scale(w, n) + (bias ? bias[n] : 0.0));
-    }
-}
-}  // namespace reference
-
 namespace detail {
 
-// TM tokens × TN outputs n0 … n0+TN-1. With fetch_next_tile, the same columns of rows n0+TN … n0+2·TN-1
-// are prefetched (outer-cache hint) as this tile streams its own: a tile reads TN rows side by side, each a
-// short stream (5 KiB of bf16 at K = 2560), and the hardware prefetchers, which follow a few streams and
-// ramp up on each, left every new tile starting cold. One tile ahead (40 KiB of bf16 for one token) covers
-// the latency and fits L2; two or three tiles ahead, or 4 or 16 rows per tile, measured the same. From main
-// memory it took one thread's bf16 GEMV from 18 to 25-30 GB/s, about the read loop's rate, and two
-// threads' from 31 to 35-37 (f32: 22 to 25-28 and 35 to 37-39; docs/performance.md). With the all-levels
-// hint, or a fixed distance ahead along each row, it was no faster than without a prefetch.
-template <simd::VectorBackend B, std::size_t TM, std::size_t TN, class View>
-inline void gemv_tile(const float* x, View w, std::size_t n0, const float* bias, float* y, bool fetch_next_tile) {
-  constexpr std::size_t L = B::lanes;
-  const std::size_t K = w.cols, N = w.rows;
-  constexpr std::size_t weights_per_line = 64 / sizeof(*w.row(0));
-  typename B::vec acc[TM][TN];
-  for (std::size_t i = 0; i < TM; ++i)
-    for (std::size_t j = 0; j < TN; ++j) acc[i][j] = B::zero();
-  std::size_t k = 0;
-  for (; k + L <= K; k += L) {
-    if (fetch_next_tile && k % weights_per_line < L)  // once per cache line of each row, whatever the lanes
-      for (std::size_t j = 0; j < TN; ++j) simd::prefetch_to_outer_cache(w.row(n0 + TN + j) + k);
-    typename B::vec xv[TM];
-    for (std::size_t i = 0; i < TM; ++i) xv[i] = B::load(x + i * K + k);
-    for (std::size_t j = 0; j < TN; ++j) {
-      const auto wv = load_weights<B>(w.row(n0 + j) + k);
-      for (std::size_t i = 0; i < TM; ++i) acc[i][j] = B::fma(xv[i], wv, acc[i][j]);
-    }
-  }
-  for (std::size_t j = 0; j < TN; ++j) {
-    const std::size_t n = n0 + j;
-    const auto* row = w.row(n);
-    const float scale = row_scale(w, n);
-    // Explicit fmas: left to itself the compiler contracts a * b + c in some inlined copies and not in
-    // others, and outputs would then depend on which tile (and so which thread split) computed them.
-    for (std::size_t i = 0; i < TM; ++i) {
-      float sum = B::reduce_add(acc[i][j]);
-      for (std::size_t kk = k; kk < K; ++kk) sum = std::fma(x[i * K + kk], weight_to_f32(row[kk]), sum);
-      y[i * N + n] = std::fma(sum, scale, bias ? bias[n] : 0.0f);
-    }
-  }
-}
-
-// The vector registers a tile may fill: 32 with 64-byte vectors (AVX-512's zmm0-31), else 16 (AVX2, SSE;
+// The vector registers a pass may fill: 32 with 64-byte vectors (AVX-512's zmm0-31), else 16 (AVX2, SSE;
 // NEON's 32 are left unused).
 template <simd::VectorBackend B>
 inline constexpr std::size_t vector_registers = B::lanes * sizeof(float) >= 64 ? 32 : 16;
 
-// Outputs per pass for TM tokens: TM·TN accumulators, TM token vectors and a weight vector within the
-// registers. On AVX-512, four outputs instead of two per pass of four tokens halve the token vectors
-// reloaded per weight: 6.6 → 4.2 ms for one thread's f32 T:4 GEMV and 5.1 → 4.3 ms for bf16
-// (griffin_bench_kernels gemv_decode_*/T:4).
-template <simd::VectorBackend B, std::size_t TM>
-inline constexpr std::size_t gemv_outputs_per_pass =
-    vector_registers<B> >= 32 ? (TM <= 2 ? 8 : 4) : (TM == 1 ? 8 : TM == 2 ? 4 : 2);
+template <simd::VectorBackend B>
+inline constexpr std::size_t vectors_per_panel = panel_width / B::lanes;
 
-template <simd::VectorBackend B, std::size_t TM, class View>
-inline void gemv_rows(const float* x, View w, const float* bias, float* y, std::size_t n_begin, std::size_t n_end) {
-  constexpr std::size_t TN = gemv_outputs_per_pass<B, TM>;
-  std::size_t n = n_begin;
-  for (; n + TN <= n_end; n += TN) gemv_tile<B, TM, TN>(x, w, n, bias, y, n + 2 * TN <= n_end);
-  for (; n < n_end; ++n) gemv_tile<B, TM, 1>(x, w, n, bias, y, false);
+// Panels per pass for TM tokens: TM·P·V accumulators beside TM broadcasts and a few weight vectors in
+// flight, and no more than 12 panels (streams) at once.
+template <simd::VectorBackend B, std::size_t TM>
+inline constexpr std::size_t gemv_max_panels =
+    std::clamp<std::size_t>((vector_registers<B> - TM - 3) / (TM * vectors_per_panel<B>), 1, 12);
+
+// Tokens [0, TM) × panels [p0, p0 + P): outputs p0·16 … (p0 + P)·16 - 1, the last ones past n_end (rows
+// of the final panel that the matrix does not have) computed and dropped.
+template <simd::VectorBackend B, std::size_t TM, std::size_t P, class W, std::size_t R, std::size_t C>
+inline void gemv_pass(const float* x, std::size_t ldx, PanelMatrix<W, R, C> w, std::size_t p0, const float* bias,
+                      float* y, std::size_t ldy, std::size_t n_end) {
+  constexpr std::size_t L = B::lanes, V = vectors_per_panel<B>;
+  constexpr bool scaled = PanelMatrix<W, R, C>::scaled;
+  const std::size_t K = w.cols, n0 = p0 * panel_width, valid = std::min(P * panel_width, n_end - n0);
+  const bool whole = valid == P * panel_width;
+  alignas(64) float tail_bias[P * panel_width];
+  if (bias && !whole) {  // the bias has only `rows` entries: pad the final panel's with zeros
+    std::fill(tail_bias, tail_bias + P * panel_width, 0.0f);
+    std::copy_n(bias + n0, valid, tail_bias);
+  }
+  const float* b = !bias ? nullptr : whole ? bias + n0 : tail_bias;
+  typename B::vec acc[TM][P][V];
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t v = 0; v < V; ++v) {
+      const auto start = scaled || !b ? B::zero() : B::load(b + p * panel_width + v * L);
+      for (std::size_t t = 0; t < TM; ++t) acc[t][p][v] = start;
+    }
+  const W* panel = w.panel(p0);
+  const std::size_t panel_stride = K * panel_width;
+  for (std::size_t k = 0; k < K; ++k) {
+    typename B::vec xb[TM];
+    for (std::size_t t = 0; t < TM; ++t) xb[t] = B::set(x[t * ldx + k]);
+    for (std::size_t p = 0; p < P; ++p)
+      for (std::size_t v = 0; v < V; ++v) {
+        const auto wv = load_weights<B>(panel + p * panel_stride + k * panel_width + v * L);
+        for (std::size_t t = 0; t < TM; ++t) acc[t][p][v] = B::fma(xb[t], wv, acc[t][p][v]);
+      }
+  }
+  alignas(64) float out[P * panel_width];
+  for (std::size_t t = 0; t < TM; ++t) {
+    float* yt = y + t * ldy + n0;
+    float* dst = whole ? yt : out;
+    for (std::size_t p = 0; p < P; ++p)
+      for (std::size_t v = 0; v < V; ++v) {
+        auto r = acc[t][p][v];
+        if constexpr (scaled) {
+          const std::size_t at = n0 + p * panel_width + v * L;
+          r = B::fma(r, B::load(w.scales + at), b ? B::load(b + p * panel_width + v * L) : B::zero());
+        }
+        B::store(dst + p * panel_width + v * L, r);
+      }
+    if (!whole) std::copy_n(out, valid, yt);
+  }
+}
+
+// Panels [p_begin, p_end) in passes of P, then of smaller powers of two. With a compile-time row count
+// the caller passes a P that divides it, so a static matrix runs one kind of pass throughout.
+template <simd::VectorBackend B, std::size_t TM, std::size_t P, class W, std::size_t R, std::size_t C>
+inline void gemv_panels(const float* x, std::size_t ldx, PanelMatrix<W, R, C> w, std::size_t p_begin,
+                        std::size_t p_end, std::size_t n_end, const float* bias, float* y, std::size_t ldy) {
+  std::size_t p = p_begin;
+  for (; p + P <= p_end; p += P) gemv_pass<B, TM, P>(x, ldx, w, p, bias, y, ldy, n_end);
+  if constexpr (P > 1) gemv_panels<B, TM, std::max<std::size_t>(P / 2, 1)>(x, ldx, w, p, p_end, n_end, bias, y, ldy);
+}
+
+// The pass width for TM tokens: the largest that fits the registers and, for a compile-time row count,
+// divides its panels (so there is no remainder pass).
+template <simd::VectorBackend B, std::size_t TM, std::size_t Rows>
+constexpr std::size_t gemv_pass_panels() {
+  constexpr std::size_t most = gemv_max_panels<B, TM>;
+  if constexpr (Rows == dynamic) {
+    return most;
+  } else {
+    for (std::size_t p = most; p > 1; --p)
+      if (panel_count(Rows) % p == 0) return p;
+    return 1;
+  }
 }
 
 }  // namespace detail
 
-// Outputs n in [n_begin, n_end) for all tokens (callers split outputs across threads; each output is
-// computed the same way whatever the split). x: [tokens, w.cols]; y: [tokens, w.rows]; bias may be null.
+// Outputs n in [n_begin, n_end) for all tokens; n_begin is a multiple of panel_width (callers split whole
+// panels across threads). x: [tokens] rows ldx apart (≥ w.cols); y: [tokens] rows ldy apart; bias may be null.
 // Tokens go four at a time, so W is streamed ⌈tokens / 4⌉ times: use gemm for more than a few.
-template <simd::VectorBackend B, class View>
-void gemv(const float* x, std::size_t tokens, View w, const float* bias, float* y, std::size_t n_begin,
-          std::size_t n_end) {
-  const std::size_t K = w.cols, N = w.rows;
+template <simd::VectorBackend B, class W, std::size_t R, std::size_t C>
+void gemv(const float* x, std::size_t ldx, std::size_t tokens, PanelMatrix<W, R, C> w, const float* bias, float* y,
+          std::size_t ldy, std::size_t n_begin, std::size_t n_end) {
+  static_assert(panel_width % B::lanes == 0, "a panel is whole vectors");
+  if (n_begin >= n_end) return;
+  const std::size_t p_begin = n_begin / panel_width, p_end = panel_count(n_end);
+  auto run = [&]<std::size_t TM>(std::size_t t) {
+    constexpr std::size_t P = detail::gemv_pass_panels<B, TM, R>();
+    detail::gemv_panels<B, TM, P>(x + t * ldx, ldx, w, p_begin, p_end, n_end, bias, y + t * ldy, ldy);
+  };
   std::size_t t = 0;
-  for (; t + 4 <= tokens; t += 4) detail::gemv_rows<B, 4>(x + t * K, w, bias, y + t * N, n_begin, n_end);
+  for (; t + 4 <= tokens; t += 4) run.template operator()<4>(t);
   switch (tokens - t) {
-    case 3: detail::gemv_rows<B, 3>(x + t * K, w, bias, y + t * N, n_begin, n_end); break;
-    case 2: detail::gemv_rows<B, 2>(x + t * K, w, bias, y + t * N, n_begin, n_end); break;
-    case 1: detail::gemv_rows<B, 1>(x + t * K, w, bias, y + t * N, n_begin, n_end); break;
+    case 3: run.template operator()<3>(t); break;
+    case 2: run.template operator()<2>(t); break;
+    case 1: run.template operator()<1>(t); break;
     default: break;
   }
-}
-
-template <simd::VectorBackend B, class View>
-void gemv(const float* x, std::size_t tokens, View w, const float* bias, float* y) {
-  gemv<B>(x, tokens, w, bias, y, 0, w.rows);
 }
 
 }  // namespace griffin::kernels

@@ -11,6 +11,7 @@
 
 #include <vector>
 
+#include "griffin/extent.hpp"
 #include "griffin/kernels/linear.hpp"
 #include "griffin/simd/backend.hpp"
 #include "griffin/simd/math.hpp"
@@ -65,56 +66,57 @@ inline void rg_lru_scan(const float* x, const float* gate_x, const float* gate_a
 }  // namespace reference
 
 // y = block_diagonal(x) for all tokens and the blocks [h_begin, h_end) (callers split blocks across
-// threads); x, y: [tokens, width], w: [blocks, bw, bw] as [block, in, out], b: [blocks, bw]. Each output
-// is the chain acc = fma(x_i, w_ij, acc) from the bias over i, whichever path computes it: a prefill
-// chunk goes through gemm (the [in, out] block is a transposed view), a few tokens through the loop
-// below, which streams each block's weights once.
-template <simd::VectorBackend B>
-void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width, std::size_t blocks,
-                           const float* w, const float* b, float* y, std::size_t h_begin, std::size_t h_end) {
+// threads); x, y: [tokens] rows ld apart, block h's channels at h·bw; w: [blocks, bw, bw] as [block, in, out],
+// b: [blocks, bw]. Each output is the chain acc = fma(x_i, w_ij, acc) from the bias over i, whichever path
+// computes it: a prefill chunk goes through gemm (the [in, out] block is a transposed view), a few tokens
+// through the loop below, which streams each block's weights once (unrolled for a compile-time bw).
+template <simd::VectorBackend B, std::size_t BW>
+void block_diagonal_linear(const float* x, std::size_t ld, std::size_t tokens, Size<BW> bw, const float* w,
+                           const float* b, float* y, std::size_t h_begin, std::size_t h_end) {
   constexpr std::size_t L = B::lanes;
-  const std::size_t bw = width / blocks;
   if (tokens >= gemm_min_tokens) {
     for (std::size_t h = h_begin; h < h_end; ++h)
-      gemm_strided<B>(x + h * bw, width, tokens, TransposedMatrixView{w + h * bw * bw, bw, bw, bw}, b + h * bw,
-                      y + h * bw, width, 0, bw, false);
+      gemm_strided<B>(x + h * bw, ld, tokens, TransposedMatrixView{w + h * bw * bw, bw, bw, bw}, b + h * bw, y + h * bw,
+                      ld, 0, bw, false);
     return;
   }
   const std::size_t wide_end = bw / (4 * L) * (4 * L), vector_end = bw / L * L;
   for (std::size_t t = 0; t < tokens; ++t) {
-    const float* xt = x + t * width;
-    float* yt = y + t * width;
+    const float* xt = x + t * ld;
+    float* yt = y + t * ld;
     for (std::size_t h = h_begin; h < h_end; ++h) {
       const float* wh = w + h * bw * bw;
+      const float* xh = xt + h * bw;
       std::size_t j = 0;
       // Four vectors of outputs at a time: each broadcast input feeds four FMAs.
       for (; j < wide_end; j += 4 * L) {
         typename B::vec acc[4];
         for (int q = 0; q < 4; ++q) acc[q] = B::load(b + h * bw + j + q * L);
         for (std::size_t i = 0; i < bw; ++i) {
-          const auto xi = B::set(xt[h * bw + i]);
+          const auto xi = B::set(xh[i]);
           for (int q = 0; q < 4; ++q) acc[q] = B::fma(xi, B::load(wh + i * bw + j + q * L), acc[q]);
         }
         for (int q = 0; q < 4; ++q) B::store(yt + h * bw + j + q * L, acc[q]);
       }
       for (; j < vector_end; j += L) {
         auto acc = B::load(b + h * bw + j);
-        for (std::size_t i = 0; i < bw; ++i) acc = B::fma(B::set(xt[h * bw + i]), B::load(wh + i * bw + j), acc);
+        for (std::size_t i = 0; i < bw; ++i) acc = B::fma(B::set(xh[i]), B::load(wh + i * bw + j), acc);
         B::store(yt + h * bw + j, acc);
       }
       for (; j < bw; ++j) {
         float acc = b[h * bw + j];
-        for (std::size_t i = 0; i < bw; ++i) acc = std::fma(xt[h * bw + i], wh[i * bw + j], acc);
+        for (std::size_t i = 0; i < bw; ++i) acc = std::fma(xh[i], wh[i * bw + j], acc);
         yt[h * bw + j] = acc;
       }
     }
   }
 }
 
+// x, y: [tokens, width] with `blocks` blocks of width / blocks channels; all blocks.
 template <simd::VectorBackend B>
 void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width, std::size_t blocks,
                            const float* w, const float* b, float* y) {
-  block_diagonal_linear<B>(x, tokens, width, blocks, w, b, y, 0, blocks);
+  block_diagonal_linear<B>(x, width, tokens, Size<dynamic>(width / blocks), w, b, y, 0, blocks);
 }
 
 namespace detail {

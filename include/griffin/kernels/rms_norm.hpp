@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "griffin/extent.hpp"
 #include "griffin/simd/backend.hpp"
 
 namespace griffin::kernels {
@@ -18,18 +19,18 @@ inline void rms_norm(const float* x, const float* weight, float eps, std::size_t
 }
 }  // namespace reference
 
-// One row of n values; y may alias x.
-template <simd::VectorBackend B>
-void rms_norm(const float* x, const float* weight, float eps, std::size_t n, float* y) {
+// One row of n values (a compile-time extent unrolls it); y may alias x.
+template <simd::VectorBackend B, std::size_t N>
+void rms_norm(const float* x, const float* weight, float eps, Size<N> n, float* y) {
   constexpr std::size_t L = B::lanes;
+  const std::size_t vector_end = n / L * L;  // loops run to it, not to i + L <= n: no tail GCC thinks overflows
   auto acc = B::zero();
-  std::size_t i = 0;
-  for (; i + L <= n; i += L) {
+  for (std::size_t i = 0; i < vector_end; i += L) {
     auto v = B::load(x + i);
     acc = B::fma(v, v, acc);
   }
   float sum_sq = B::reduce_add(acc);
-  for (; i < n; ++i) sum_sq += x[i] * x[i];
+  for (std::size_t i = vector_end; i < n; ++i) sum_sq = std::fma(x[i], x[i], sum_sq);
   float inv_rms = 1.0f / std::sqrt(sum_sq / float(n) + eps);
   if (!std::isfinite(sum_sq)) {  // |x| beyond ~1e19: the float squares overflowed, so redo them in double
     double wide = 0.0;
@@ -38,15 +39,19 @@ void rms_norm(const float* x, const float* weight, float eps, std::size_t n, flo
   }
   const auto scale = B::set(inv_rms);
   const auto one = B::set(1.0f);
-  i = 0;
-  for (; i + L <= n; i += L)
+  for (std::size_t i = 0; i < vector_end; i += L)
     B::store(y + i, B::mul(B::mul(B::load(x + i), scale), B::add(one, B::load(weight + i))));
-  for (; i < n; ++i) y[i] = x[i] * inv_rms * (1.0f + weight[i]);
+  for (std::size_t i = vector_end; i < n; ++i) y[i] = x[i] * inv_rms * (1.0f + weight[i]);
+}
+
+template <simd::VectorBackend B>
+void rms_norm(const float* x, const float* weight, float eps, std::size_t n, float* y) {
+  rms_norm<B>(x, weight, eps, Size<dynamic>(n), y);
 }
 
 // `rows` consecutive rows.
-template <simd::VectorBackend B>
-void rms_norm_rows(const float* x, const float* weight, float eps, std::size_t rows, std::size_t n, float* y) {
+template <simd::VectorBackend B, std::size_t N>
+void rms_norm_rows(const float* x, const float* weight, float eps, std::size_t rows, Size<N> n, float* y) {
   for (std::size_t r = 0; r < rows; ++r) rms_norm<B>(x + r * n, weight, eps, n, y + r * n);
 }
 

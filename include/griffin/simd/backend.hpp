@@ -56,4 +56,34 @@ inline void prefetch(const void* p) { detail::prefetch_hint<0, 3>(p); }
 inline void prefetch_to_outer_cache(const void* p) { detail::prefetch_hint<0, 1>(p); }
 inline void prefetch_for_write(void* p) { detail::prefetch_hint<1, 3>(p); }
 
+// Tells the core that this thread is spinning on a flag (x86's PAUSE, Arm's YIELD): the sibling hyperthread
+// gets the pipeline, and leaving the loop does not flush it. A no-op elsewhere.
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+// Copies `count` rows (at most 8) of `cols` floats into column-major order: element j of rows[i] goes to
+// dst[j · stride + i]. The matmul packs its row-major operands into k-major panels this way. A backend
+// whose policy has transpose8(rows, dst, stride) (an 8 × 8 block in registers, writing 8 floats per
+// output row, so the caller leaves room past count) takes eight columns at a time; the rest, and every
+// backend without it, go element by element.
+template <VectorBackend B>
+void transpose_rows(const float* const* rows, std::size_t count, std::size_t cols, float* dst, std::size_t stride) {
+  std::size_t j = 0;
+  if constexpr (requires(const float* const* r, float* d, std::size_t s) { B::transpose8(r, d, s); }) {
+    if (count == 8)
+      for (; j + 8 <= cols; j += 8) {
+        const float* block[8];
+        for (std::size_t i = 0; i < 8; ++i) block[i] = rows[i] + j;
+        B::transpose8(block, dst + j * stride, stride);
+      }
+  }
+  for (; j < cols; ++j)
+    for (std::size_t i = 0; i < count; ++i) dst[j * stride + i] = rows[i][j];
+}
+
 }  // namespace griffin::simd

@@ -92,6 +92,30 @@ struct BasicHighway {
     return hn::ConvertTo(D(), hn::PromoteTo(d32, hn::LoadU(d8, p)));
   }
 
+ #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128 && HWY_CAP_GE256
+  // Eight rows of eight floats transposed in 256-bit registers: pairs of rows interleaved, then pairs of
+  // pairs (as 64-bit lanes), then the two 128-bit halves exchanged (see simd::transpose_rows).
+  static void transpose8(const float* const* rows, float* dst, std::size_t stride) {
+    const hn::FixedTag<float, 8> d;
+    const hn::Repartition<double, decltype(d)> d64;
+    hn::Vec<decltype(d)> r[8], t[8], u[8];
+    for (int i = 0; i < 8; ++i) r[i] = hn::LoadU(d, rows[i]);
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = hn::InterleaveLower(d, r[i], r[i + 1]);
+      t[i + 1] = hn::InterleaveUpper(d, r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4)
+      for (int j = 0; j < 2; ++j) {
+        const auto a = hn::BitCast(d64, t[i + j]), b = hn::BitCast(d64, t[i + j + 2]);
+        u[i + 2 * j] = hn::BitCast(d, hn::InterleaveLower(d64, a, b));
+        u[i + 2 * j + 1] = hn::BitCast(d, hn::InterleaveUpper(d64, a, b));
+      }
+    // In row order: with a stride below 8 each store's last floats are the next row's, which overwrites them.
+    for (int i = 0; i < 4; ++i) hn::StoreU(hn::ConcatLowerLower(d, u[i + 4], u[i]), d, dst + std::size_t(i) * stride);
+    for (int i = 0; i < 4; ++i) hn::StoreU(hn::ConcatUpperUpper(d, u[i + 4], u[i]), d, dst + std::size_t(i + 4) * stride);
+  }
+#endif
+
  private:
   static vec keep_nan(vec x, vec fx) { return hn::IfThenElse(hn::IsNaN(x), x, fx); }
 };

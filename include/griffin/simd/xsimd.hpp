@@ -134,6 +134,27 @@ struct BasicXsimd {
     return *std::max_element(values, values + lanes);
   }
 
+#if defined(__AVX__)
+  // Eight rows of eight floats transposed in 256-bit registers (see simd::transpose_rows): xsimd 8.1 has
+  // no transpose, so this is the AVX shuffle sequence itself.
+  static void transpose8(const float* const* rows, float* dst, std::size_t stride) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows[i]);
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u[8] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xee),
+                         _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xee),
+                         _mm256_shuffle_ps(t4, t6, 0x44), _mm256_shuffle_ps(t4, t6, 0xee),
+                         _mm256_shuffle_ps(t5, t7, 0x44), _mm256_shuffle_ps(t5, t7, 0xee)};
+    // In row order: with a stride below 8 each store's last floats are the next row's, which overwrites them.
+    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(dst + std::size_t(i) * stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+    for (int i = 0; i < 4; ++i)
+      _mm256_storeu_ps(dst + std::size_t(i + 4) * stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+  }
+#endif
+
  private:
   // On x86 the register's size says which of __m128, __m256 and __m512 it is.
   static constexpr std::size_t register_bytes = sizeof(typename vec::register_type);
