@@ -58,8 +58,9 @@ std::vector<int> random_tokens(std::size_t n, std::size_t vocab) {
   return t;
 }
 
-void set_model_counters(benchmark::State& st, const Weights& w) {
-  st.counters["weights_GB"] = weight_bytes_per_step(w) / 1e9;
+template <class Config>
+void set_model_counters(benchmark::State& st, const Config& config, const Weights& w) {
+  st.counters["weights_GB"] = weight_bytes_per_step(config, w) / 1e9;
   st.counters["peak_rss_GB"] = peak_rss_bytes() / 1e9;
   st.counters["layers"] = double(w.layers.size());
 }
@@ -80,14 +81,14 @@ struct Prefill {
     const auto weights = weights_for(type);
     const Model<Config, B> model(config, weights, threads);
     auto state = model.new_state(1);
-    const auto tokens = random_tokens(T, config.vocab_size);
-    std::vector<float> logits(config.vocab_size);
-    const double flops = layer_flops_per_token(*weights) * double(T) + logits_flops_per_row(*weights);
-    measure(st, {double(T), weight_bytes_per_step(*weights), flops}, threads, [&] {
+    const auto tokens = random_tokens(T, config.sizes.vocab_size);
+    std::vector<float> logits(config.sizes.vocab_size);
+    const double flops = layer_flops_per_token(config) * double(T) + logits_flops_per_row(config);
+    measure(st, {double(T), weight_bytes_per_step(config, *weights), flops}, threads, [&] {
       state.reset();
       model.prefill(state, tokens, logits, LogitsRows::last);
     });
-    set_model_counters(st, *weights);
+    set_model_counters(st, config, *weights);
   }
 };
 
@@ -105,13 +106,13 @@ struct Decode {
     const auto weights = weights_for(type);
     const Model<Config, B> model(config, weights, threads);
     auto state = model.new_state(batch);
-    model.prefill(state, random_tokens(64 * batch, config.vocab_size), {}, LogitsRows::none);
-    const auto step = random_tokens(batch, config.vocab_size);
-    std::vector<float> logits(batch * config.vocab_size);
-    const double bytes = weight_bytes_per_step(*weights) + kv_bytes(state);
-    const double flops = (layer_flops_per_token(*weights) + logits_flops_per_row(*weights)) * double(batch);
+    model.prefill(state, random_tokens(64 * batch, config.sizes.vocab_size), {}, LogitsRows::none);
+    const auto step = random_tokens(batch, config.sizes.vocab_size);
+    std::vector<float> logits(batch * config.sizes.vocab_size);
+    const double bytes = weight_bytes_per_step(config, *weights) + kv_bytes(state);
+    const double flops = (layer_flops_per_token(config) + logits_flops_per_row(config)) * double(batch);
     measure(st, {double(batch), bytes, flops}, threads, [&] { model.decode(state, step, logits); });
-    set_model_counters(st, *weights);
+    set_model_counters(st, config, *weights);
   }
 };
 

@@ -55,22 +55,10 @@ struct StudyModel {
 };
 
 inline DynamicConfig study_config(const StudyShape& s, std::vector<BlockType> pattern) {
-  DynamicConfig c{};
-  c.vocab_size = Size<dynamic>(s.vocab);
-  c.width = Size<dynamic>(s.width);
-  c.lru_width = Size<dynamic>(s.lru_width);
-  c.num_heads = Size<dynamic>(s.heads);
-  c.head_dim = Size<dynamic>(s.head_dim);
-  c.num_kv_heads = Size<dynamic>(1);
-  c.mlp_width = Size<dynamic>(s.mlp_width);
-  c.conv_width = Size<dynamic>(4);
-  c.attention_window = Size<dynamic>(s.window);
-  c.depth = Size<dynamic>(s.depth);
-  c.pattern.blocks = std::move(pattern);
-  c.hyper = presets::paper_hyper;
-  c.weight_type = s.weights;
-  c.validate();
-  return c;
+  const Shape sizes{.vocab_size = s.vocab, .width = s.width, .lru_width = s.lru_width, .num_heads = s.heads,
+                    .head_dim = s.head_dim, .num_kv_heads = 1, .mlp_width = s.mlp_width, .conv_width = 4,
+                    .attention_window = s.window, .depth = s.depth};
+  return make_dynamic_config(sizes, std::move(pattern), presets::paper_hyper, s.weights);
 }
 
 template <class Backend>
@@ -96,7 +84,7 @@ StudyPoint study_point(const Model<DynamicConfig, Backend>& model, std::size_t l
   p.batch = batch;
   p.latency_ms = best * 1e3;
   p.tokens_per_s = double(batch) / best;
-  p.state_mb = state_bytes(state) / 1e6;
+  p.state_mb = double(state.storage_bytes()) / 1e6;
   return p;
 }
 
@@ -111,7 +99,7 @@ std::vector<StudyModel> run_inference_study(const StudyOptions& o) {
   for (const auto& [name, pattern] : kinds) {
     const DynamicConfig config = study_config(o.shape, pattern);
     auto weights = std::make_shared<const Weights>(make_random_weights(config, o.shape.weights, 1));
-    out.push_back({name, double(weights->parameter_count()), {}, {}});
+    out.push_back({name, double(parameter_count(config)), {}, {}});
     models.emplace_back(config, weights, o.threads);
   }
   // The models take turns at every point, so a burst of other work on the machine hits all three alike.

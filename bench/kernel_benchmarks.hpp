@@ -119,7 +119,8 @@ struct RmsNorm {
   static void args(gb::internal::Benchmark* b) { b->ArgName("T")->Arg(1)->Arg(128); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t T = std::size_t(st.range(0)), D = c.width;
+    const std::size_t T = std::size_t(st.range(0));
+    const auto D = kernel_extent(c.template extent<&Shape::width>());
     auto x = random_floats(T * D, 1.0f, 1), w = random_floats(D, 0.1f, 2);
     std::vector<float> y(T * D);
     measure(st, {double(T), 4.0 * (2.0 * T * D + D), 4.0 * T * D}, 1,
@@ -145,7 +146,8 @@ struct Linear {
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
     const std::size_t T = std::size_t(st.range(0)), threads = std::size_t(st.range(1));
-    const std::size_t D = c.width, F = c.mlp_width;
+    const auto D = kernel_extent(c.template extent<&Shape::width>());
+    const auto F = kernel_extent(c.template extent<&Shape::mlp_width>());
     // Decode streams weights that are not in cache: enough copies to cycle through 2 × L3 per sweep, and
     // at least main_memory_min_bytes (machine.hpp).
     std::vector<Matrix> w;
@@ -158,10 +160,14 @@ struct Linear {
     const double bytes = double(w[0].size_bytes()) + 4.0 * (T * (D + F) + F);
     // One sweep over every copy first: the first read of freshly made memory ran up to 80× slower on the
     // Zen 5 VM (67 ms against 0.85 for a 39 MB bf16 matrix), and a short run visits each copy only once.
-    for (const Matrix& m : w) blocks::parallel_linear<B>(pool, x.data(), T, m, bias.data(), y.data());
+    const auto shape = blocks::linear_shape(F, D);
+    for (const Matrix& m : w)
+      blocks::parallel_linear<B>(pool, x.data(), T, m, bias.data(), y.data(), std::nullopt, std::nullopt, shape);
     std::size_t next = 0;
-    measure(st, {double(T), bytes, 2.0 * T * D * F}, threads,
-            [&] { blocks::parallel_linear<B>(pool, x.data(), T, w[next++ % w.size()], bias.data(), y.data()); });
+    measure(st, {double(T), bytes, 2.0 * T * D * F}, threads, [&] {
+      blocks::parallel_linear<B>(pool, x.data(), T, w[next++ % w.size()], bias.data(), y.data(), std::nullopt,
+                                 std::nullopt, shape);
+    });
   }
 };
 
@@ -170,7 +176,8 @@ struct Conv1d {
   static void args(gb::internal::Benchmark* b) { b->ArgName("T")->Arg(1)->Arg(512); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t T = std::size_t(st.range(0)), E = c.lru_width, K = c.conv_width;
+    const std::size_t T = std::size_t(st.range(0)), E = c.sizes.lru_width;
+    const auto K = kernel_extent(c.template extent<&Shape::conv_width>());
     auto u = random_floats(T * E, 1.0f, 4), taps = random_floats(K * E, 0.05f, 5), bias = random_floats(E, 0.1f, 6);
     auto state = random_floats((K - 1) * E, 1.0f, 7);
     std::vector<float> y(T * E);
@@ -187,7 +194,7 @@ struct RgLruScan {
   static void args(gb::internal::Benchmark* b) { b->ArgName("T")->Arg(1)->Arg(512); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t T = std::size_t(st.range(0)), E = c.lru_width;
+    const std::size_t T = std::size_t(st.range(0)), E = c.sizes.lru_width;
     auto x = random_floats(T * E, 1.0f, 8), gx = random_floats(T * E, 2.0f, 9), ga = random_floats(T * E, 2.0f, 10);
     auto scale = random_floats(E, 0.5f, 11);
     for (auto& s : scale) s = -0.4f - std::abs(s);
@@ -205,13 +212,14 @@ struct RgLruGates {
   static void args(gb::internal::Benchmark* b) { b->ArgName("T")->Arg(1)->Arg(128); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t T = std::size_t(st.range(0)), E = c.lru_width, H = c.num_heads, bw = E / H;
+    const std::size_t T = std::size_t(st.range(0)), E = c.sizes.lru_width, H = c.sizes.num_heads;
+    const auto bw = kernel_extent(extent_quotient(c.template extent<&Shape::lru_width>(), c.template extent<&Shape::num_heads>()));
     auto x = random_floats(T * E, 1.0f, 12);
     auto wi = random_floats(H * bw * bw, 0.05f, 13), wa = random_floats(H * bw * bw, 0.05f, 14);
     std::vector<float> bias(E, 0.0f), gi(T * E), ga(T * E);
     measure(st, {double(T), 4.0 * (2.0 * H * bw * bw + 3.0 * T * E), 4.0 * T * E * bw}, 1, [&] {
-      kernels::block_diagonal_linear<B>(x.data(), T, E, H, wi.data(), bias.data(), gi.data());
-      kernels::block_diagonal_linear<B>(x.data(), T, E, H, wa.data(), bias.data(), ga.data());
+      kernels::block_diagonal_linear<B>(x.data(), E, T, bw, wi.data(), bias.data(), gi.data(), 0, H);
+      kernels::block_diagonal_linear<B>(x.data(), E, T, bw, wa.data(), bias.data(), ga.data(), 0, H);
     });
   }
 };
@@ -222,16 +230,17 @@ struct AttentionPrefill {
   static void args(gb::internal::Benchmark* b) { b->ArgName("T")->Arg(512); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t T = std::size_t(st.range(0)), H = c.num_heads, Dh = c.head_dim, W = c.attention_window;
+    const std::size_t T = std::size_t(st.range(0)), H = c.sizes.num_heads, W = c.sizes.attention_window;
+    const auto Dh = kernel_extent(c.template extent<&Shape::head_dim>());
     auto q = random_floats(T * H * Dh, 1.0f, 15), k = random_floats(T * Dh, 1.0f, 16), v = random_floats(T * Dh, 1.0f, 17);
-    std::vector<float> out(T * H * Dh), scores(T);
+    std::vector<float> out(T * H * Dh);
     const auto pos = positions_from(0, T);
     const kernels::KeySegment seg{k.data(), v.data(), pos.data(), nullptr, T};
     const kernels::QueryRows queries{q.data(), pos.data(), nullptr, T};
     double visible = 0;
     for (std::size_t t = 0; t < T; ++t) visible += double(std::min(t, W) + 1);
     measure(st, {double(T), 4.0 * (2.0 * T * H * Dh + 2.0 * T * Dh + T), 4.0 * H * Dh * visible}, 1, [&] {
-      kernels::mqa_attention<B>(queries, std::span(&seg, 1), H, Dh, W, out.data(), scores.data());
+      kernels::mqa_attention<B>(queries, std::span(&seg, 1), H, Dh, W, out.data(), 0, T * H);
     });
   }
 };
@@ -242,15 +251,16 @@ struct AttentionDecode {
   static void args(gb::internal::Benchmark* b) { b->ArgName("keys")->Arg(2048)->Arg(8192); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t n = std::size_t(st.range(0)), H = c.num_heads, Dh = c.head_dim;
+    const std::size_t n = std::size_t(st.range(0)), H = c.sizes.num_heads;
+    const auto Dh = kernel_extent(c.template extent<&Shape::head_dim>());
     auto q = random_floats(H * Dh, 1.0f, 18), k = random_floats(n * Dh, 1.0f, 19), v = random_floats(n * Dh, 1.0f, 20);
-    std::vector<float> out(H * Dh), scores(n);
+    std::vector<float> out(H * Dh);
     const auto pos = positions_from(0, n);
     const int qpos = int(n);
     const kernels::KeySegment seg{k.data(), v.data(), pos.data(), nullptr, n};
     const kernels::QueryRows query{q.data(), &qpos, nullptr, 1};
     measure(st, {1.0, 4.0 * (2.0 * n * Dh + n + 2.0 * H * Dh), 4.0 * H * Dh * n}, 1, [&] {
-      kernels::mqa_attention<B>(query, std::span(&seg, 1), H, Dh, dynamic, out.data(), scores.data());
+      kernels::mqa_attention<B>(query, std::span(&seg, 1), H, Dh, dynamic, out.data(), 0, H);
     });
   }
 };
@@ -263,20 +273,20 @@ struct Embedding {
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
     using W = std::conditional_t<WT == WeightType::f32, float, bf16>;
-    const std::size_t T = std::size_t(st.range(0)), V = c.vocab_size, D = c.width;
-    // Raw bytes, left uninitialised (bf16's constructor would zero all V × D): untouched pages cost nothing.
-    std::unique_ptr<std::byte[]> storage(new std::byte[V * D * sizeof(W)]);
-    W* table = reinterpret_cast<W*>(storage.get());
+    const std::size_t T = std::size_t(st.range(0)), V = c.sizes.vocab_size, D = c.sizes.width;
+    // Raw bytes in panels, left uninitialised (bf16's constructor would zero all V × D): untouched pages cost
+    // nothing, so only the panels holding the tokens' rows are written.
+    std::unique_ptr<std::byte[]> storage(new std::byte[panel_count(V) * panel_width * D * sizeof(W)]);
+    const PanelMatrix<W> view{reinterpret_cast<const W*>(storage.get()), Size<dynamic>(V), Size<dynamic>(D)};
     std::vector<int> tokens(T);
     const auto r = random_floats(T, 0.5f, 21);
     for (std::size_t t = 0; t < T; ++t) {
       tokens[t] = int(std::size_t((r[t] + 0.5f) * float(V - 1)) % V);
-      std::fill_n(table + std::size_t(tokens[t]) * D, D, W{});
+      std::fill_n(const_cast<W*>(view.panel(std::size_t(tokens[t]) / panel_width)), panel_width * D, W{});
     }
-    const MatrixView<W> view{table, V, D};
     std::vector<float> y(T * D);
     measure(st, {double(T), double(T * D) * (sizeof(W) + 4.0), double(T * D)}, 1, [&] {
-      for (std::size_t t = 0; t < T; ++t) kernels::embed<B>(view, tokens[t], 50.5f, y.data() + t * D);
+      for (std::size_t t = 0; t < T; ++t) kernels::embed(view, tokens[t], 50.5f, y.data() + t * D);
     });
   }
 };
@@ -287,7 +297,7 @@ struct SoftCap {
   static void args(gb::internal::Benchmark* b) { b->ArgName("T")->Arg(1); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t n = std::size_t(st.range(0)) * c.vocab_size;
+    const std::size_t n = std::size_t(st.range(0)) * c.sizes.vocab_size;
     auto x = random_floats(n, 40.0f, 22);
     measure(st, {double(st.range(0)), 8.0 * n, 0.0}, 1, [&] { kernels::soft_cap<B>(x.data(), n, 30.0f); });
   }
@@ -298,7 +308,7 @@ struct GatedGelu {
   static void args(gb::internal::Benchmark* b) { b->ArgName("T")->Arg(1)->Arg(128); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t T = std::size_t(st.range(0)), F = c.mlp_width;
+    const std::size_t T = std::size_t(st.range(0)), F = c.sizes.mlp_width;
     auto gate = random_floats(T * F, 2.0f, 23), up = random_floats(T * F, 1.0f, 24);
     std::vector<float> y(T * F);
     measure(st, {double(T), 12.0 * T * F, 0.0}, 1,
@@ -311,7 +321,7 @@ struct Rope {
   static void args(gb::internal::Benchmark* b) { b->ArgName("T")->Arg(128); }
   template <class B, class Config>
   static void run(gb::State& st, const Config& c) {
-    const std::size_t T = std::size_t(st.range(0)), H = c.num_heads, Dh = c.head_dim, R = c.rope_dims();
+    const std::size_t T = std::size_t(st.range(0)), H = c.sizes.num_heads, Dh = c.sizes.head_dim, R = c.rope_dims();
     auto q = random_floats(T * H * Dh, 1.0f, 25);
     std::vector<float> cos_sin(R);
     kernels::rope_angles(1000, R, 10000.0f, cos_sin.data());

@@ -48,6 +48,7 @@ using RecurrentGemma2BLayers = ModelConfig<with_depth(presets::recurrent_gemma_2
 
 template <class Config>
 Config make_preset(WeightType type = WeightType::bf16) {
+  static_assert(Config::fully_static, "a preset fixes every size");
   Config c{};
   c.hyper = presets::recurrent_gemma_hyper;
   c.weight_type = type;
@@ -70,86 +71,59 @@ inline std::vector<float> random_floats(std::size_t n, float scale, std::uint64_
 
 // A [rows, cols] matrix of uniform values with variance 1/cols (the spec's fan-in scaling), stored as `type`.
 inline Matrix random_matrix(std::size_t rows, std::size_t cols, WeightType type, std::uint64_t seed = 1) {
-  std::vector<float> v = random_floats(rows * cols, std::sqrt(3.0f / float(cols)), seed);
-  switch (type) {
-    case WeightType::f32: return Matrix::owned_f32(std::move(v), rows, cols);
-    case WeightType::bf16: {
-      std::vector<bf16> b(v.size());
-      for (std::size_t i = 0; i < v.size(); ++i) b[i] = f32_to_bf16(v[i]);
-      return Matrix::owned_bf16(std::move(b), rows, cols);
-    }
-    case WeightType::int8: return Matrix::quantized_int8(v.data(), rows, cols);
-  }
-  return {};
+  const std::vector<float> v = random_floats(rows * cols, std::sqrt(3.0f / float(cols)), seed);
+  return Matrix::from_rows(
+      type, rows, cols, [&](std::size_t r, std::span<float> row) { std::copy_n(v.data() + r * cols, cols, row.data()); },
+      ParallelRanges::for_work(rows * cols));
 }
 
 // ---- The cost model: bytes that must cross the memory bus and FLOPs that must be done per step ----
+// Both come from the tensor tables (weights.hpp): a decode step reads every weight once, and every weight of
+// a layer (a matrix's, a gate block's, a Conv1D tap) takes part in one multiply-add per token.
 
-inline double vector_bytes(std::span<const float> v) { return double(v.size()) * sizeof(float); }
-
-// Bytes of one layer's weights (matrices in their storage type, small tensors in f32).
-inline double layer_bytes(const LayerWeights& l) {
-  double bytes = vector_bytes(l.temporal_pre_norm) + vector_bytes(l.channel_pre_norm);
-  const auto& r = l.recurrent;
-  for (const Matrix* m : {&r.linear_x, &r.linear_y, &r.linear_out}) bytes += double(m->size_bytes());
-  for (const auto* v : {&r.linear_x_bias, &r.linear_y_bias, &r.linear_out_bias, &r.conv_taps, &r.conv_bias,
-                        &r.input_gate_weight, &r.input_gate_bias, &r.recurrent_gate_weight, &r.recurrent_gate_bias,
-                        &r.log_a_scale})
-    bytes += vector_bytes(*v);
-  const auto& a = l.attention;
-  for (const Matrix* m : {&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj}) bytes += double(m->size_bytes());
-  bytes += vector_bytes(a.o_proj_bias);
-  const auto& m = l.mlp;
-  for (const Matrix* x : {&m.gate_proj, &m.up_proj, &m.down_proj}) bytes += double(x->size_bytes());
-  for (const auto* v : {&m.gate_proj_bias, &m.up_proj_bias, &m.down_proj_bias}) bytes += vector_bytes(*v);
+// Bytes of layer i's weights as loaded (matrices in their storage type, small tensors in f32).
+template <class Config>
+double layer_bytes(const Config& config, const Weights& w, std::size_t i) {
+  double bytes = 0;
+  LayerWeights::visit_tensors(w.layers[i], config.sizes, config.block_type(i), [&](const auto& member, const TensorSpec&) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(member)>, Matrix>) bytes += double(member.size_bytes());
+    else bytes += double(member.size()) * sizeof(float);
+  });
   return bytes;
 }
 
 // Bytes of all weights one decode step reads once (every layer, the embedding as the tied logits
 // projection, the final norm), independent of the batch: the decode roofline's numerator.
-inline double weight_bytes_per_step(const Weights& w) {
-  double bytes = double(w.embed_tokens.size_bytes()) + vector_bytes(w.final_norm);
-  for (const auto& l : w.layers) bytes += layer_bytes(l);
-  return bytes;
+template <class Config>
+double weight_bytes_per_step(const Config& config, const Weights& w) {
+  return double(weight_bytes(config, w));
 }
 
-// Multiply-adds ×2 of the layers' matrices and RG-LRU gates for one token (attention scores and the
-// logits projection are counted separately: they depend on the context length and on which rows want
-// logits).
-inline double layer_flops_per_token(const Weights& w) {
-  auto mm = [](const Matrix& m) { return 2.0 * double(m.rows()) * double(m.cols()); };
+// FLOPs of the layers for one token: two per weight of every layer (attention scores and the logits
+// projection are counted separately: they depend on the context length and on which rows want logits).
+template <class Config>
+double layer_flops_per_token(const Config& config) {
+  Weights shapes;
+  shapes.layers.resize(config.sizes.depth);
   double flops = 0;
-  for (const auto& l : w.layers) {
-    const auto& r = l.recurrent;
-    flops += mm(r.linear_x) + mm(r.linear_y) + mm(r.linear_out);
-    flops += 2.0 * double(r.input_gate_weight.size() + r.recurrent_gate_weight.size());  // block-diagonal gates
-    const auto& a = l.attention;
-    flops += mm(a.q_proj) + mm(a.k_proj) + mm(a.v_proj) + mm(a.o_proj);
-    flops += mm(l.mlp.gate_proj) + mm(l.mlp.up_proj) + mm(l.mlp.down_proj);
-  }
+  Weights::visit_tensors(shapes, config, [&](const auto&, const TensorSpec& spec, std::size_t layer) {
+    if (layer != no_layer) flops += 2.0 * double(spec.elements());
+  });
   return flops;
 }
 
-inline double logits_flops_per_row(const Weights& w) {
-  return 2.0 * double(w.embed_tokens.rows()) * double(w.embed_tokens.cols());
+template <class Config>
+double logits_flops_per_row(const Config& config) {
+  return 2.0 * double(config.sizes.vocab_size) * double(config.sizes.width);
 }
 
 // Keys and values a decode step reads from the state: every attention layer's cache, every sequence.
 inline double kv_bytes(const State& s) {
   double bytes = 0;
-  for (const auto& l : s.layers())
-    for (const auto& c : l.kv) bytes += 2.0 * double(c.size()) * double(c.head_dim()) * sizeof(float);
-  return bytes;
-}
-
-// All the memory a state holds (RG-LRU and Conv1D rows, KV caches as allocated).
-inline double state_bytes(const State& s) {
-  double bytes = 0;
-  for (const auto& l : s.layers()) {
-    bytes += vector_bytes(l.rg_lru) + vector_bytes(l.conv);
-    for (const auto& c : l.kv)
-      bytes += vector_bytes(c.key_storage()) + vector_bytes(c.value_storage()) +
-               double(c.position_storage().size()) * sizeof(int);
+  for (std::size_t i = 0; i < s.shape().blocks.size(); ++i) {
+    if (s.shape().blocks[i] == BlockType::recurrent) continue;
+    for (std::size_t b = 0; b < s.batch_size(); ++b)
+      bytes += 2.0 * double(s.kv(i, b).size()) * double(s.kv(i, b).head_dim()) * sizeof(float);
   }
   return bytes;
 }
@@ -164,10 +138,14 @@ inline void fill_state(State& s, std::size_t length, std::uint64_t seed = 7) {
     std::copy(r.begin(), r.end(), v.begin());
   };
   s.reset();
-  for (auto& l : s.layers()) {
-    fill(l.rg_lru, 0.5f);
-    fill(l.conv, 0.5f);
-    for (auto& cache : l.kv) {
+  for (std::size_t b = 0; b < s.batch_size(); ++b)
+    s.restore(b, std::int64_t(length), [&](const SequenceLayer<true>& l) {
+      if (l.type == BlockType::recurrent) {
+        fill(l.rg_lru, 0.5f);
+        fill(l.conv, 0.5f);
+        return;
+      }
+      KvCache& cache = *l.kv;
       const std::size_t n = cache.capacity() == dynamic ? length : std::min(length, cache.capacity());
       const std::size_t Dh = cache.head_dim();
       std::vector<float> keys(n * Dh), values(n * Dh);
@@ -175,10 +153,9 @@ inline void fill_state(State& s, std::size_t length, std::uint64_t seed = 7) {
       fill(values, 1.0f);
       std::vector<int> positions(n);
       for (std::size_t i = 0; i < n; ++i) positions[i] = int(length - n + i);
+      cache.clear();
       cache.append(keys.data(), values.data(), positions.data(), n);
-    }
-  }
-  for (auto& p : s.positions()) p = std::int64_t(length);
+    });
 }
 
 }  // namespace griffin::bench

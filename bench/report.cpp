@@ -226,6 +226,7 @@ void gemm_rows(Table& table, Anchors& a, const Options& o) {
   const std::vector<std::size_t> Ts = o.quick ? std::vector<std::size_t>{512} : std::vector<std::size_t>{512, 2048};
   for (std::size_t N : {std::size_t(2560), std::size_t(7680)}) {
     const Matrix w = random_matrix(N, K, WeightType::f32);
+    const std::vector<float> w_rows = random_floats(N * K, std::sqrt(3.0f / float(K)), 1);  // the same, row-major
     for (std::size_t T : Ts) {
       const auto x = random_floats(T * K, 1.0f, 5);
       std::vector<float> y(T * N);
@@ -235,7 +236,7 @@ void gemm_rows(Table& table, Anchors& a, const Options& o) {
 #if GRIFFIN_HAVE_OPENBLAS
       blas = flops / seconds([&] {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(N), int(K), 1.0f, x.data(), int(K),
-                    w.f32().data, int(K), 0.0f, y.data(), int(N));
+                    w_rows.data(), int(K), 0.0f, y.data(), int(N));
       }, o) / 1e9;
 #endif
       const std::string shape = cat("T", T, "_N", N, "_K", K);
@@ -277,14 +278,17 @@ std::vector<Matrix> decode_matrix_copies(WeightType wt) {
 double sgemv_gbps(const Options& o) {
   double gbps = nan;
 #if GRIFFIN_HAVE_OPENBLAS
-  const auto f32 = decode_matrix_copies(WeightType::f32);
-  const std::size_t N = f32[0].rows(), K = f32[0].cols();
+  // Row-major f32 copies, as many as decode_matrix_copies makes.
+  const std::size_t N = 7680, K = 2560;
+  std::vector<std::vector<float>> f32;
+  while (double(f32.size() * N * K * sizeof(float)) < main_memory_set_bytes(4.0))
+    f32.push_back(random_floats(N * K, std::sqrt(3.0f / float(K)), f32.size() + 1));
   const auto x = random_floats(K, 1.0f, 6);
   std::vector<float> y(N);
   openblas_set_num_threads(int(o.threads));
   std::size_t next = 0;
-  gbps = double(f32[0].size_bytes()) / seconds([&] {
-    const float* w = f32[next++ % f32.size()].f32().data;
+  gbps = double(N * K * sizeof(float)) / seconds([&] {
+    const float* w = f32[next++ % f32.size()].data();
     cblas_sgemv(CblasRowMajor, CblasNoTrans, int(N), int(K), 1.0f, w, int(K), x.data(), 1, 0.0f, y.data(), 1);
   }, o) / 1e9;
 #else
@@ -346,7 +350,7 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
   {
     const auto cfg = make_preset<Config>(WeightType::bf16);
     auto weights = std::make_shared<const Weights>(make_random_weights(cfg, WeightType::bf16, 42));
-    const double bytes = weight_bytes_per_step(*weights);
+    const double bytes = weight_bytes_per_step(cfg, *weights);
     const Model<Config, Backend> model(cfg, weights, o.threads);
     const Model<DynamicConfig, Backend> dynamic_model(dynamic_twin(cfg), weights, o.threads);
     const Model<Config, Backend> model_1t(cfg, weights, 1);
@@ -361,7 +365,7 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
     const double step_dyn = decode_step_seconds(dynamic_model, o);
     table.add({"decode_" + tag + "bf16_static/dynamic", step_dyn / step, "x", "equal", 1.0});
 
-    const double flops = layer_flops_per_token(*weights) * double(T) + logits_flops_per_row(*weights);
+    const double flops = layer_flops_per_token(cfg) * double(T) + logits_flops_per_row(cfg);
     const double pre = prefill_seconds(model, T);
     table.add({"prefill_" + tag + "bf16_T" + std::to_string(T) + t, double(T) / pre, "tokens/s", "sgemm_bound",
                a.sgemm_t512_n7680 * 1e9 * double(T) / flops});
@@ -379,9 +383,9 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
       // RecurrentGemma-2B in full (26 layers) at the bandwidth the 3-layer model reached: its weight bytes
       // counted from these layers (the same shapes) without making it.
       const auto full = make_preset<presets::RecurrentGemma2B>(WeightType::bf16);
-      double full_bytes = weight_bytes_per_step(*weights);
-      for (const auto& l : weights->layers) full_bytes -= layer_bytes(l);
-      for (std::size_t i = 0; i < full.depth; ++i) full_bytes += layer_bytes(weights->layers[i % 3]);
+      double full_bytes = weight_bytes_per_step(cfg, *weights);
+      for (std::size_t i = 0; i < cfg.sizes.depth; ++i) full_bytes -= layer_bytes(cfg, *weights, i);
+      for (std::size_t i = 0; i < full.sizes.depth; ++i) full_bytes += layer_bytes(cfg, *weights, i % 3);
       table.add({"decode_rg2b_26L_bf16" + t + "_estimate", bytes / step / full_bytes, "tokens/s", "sgemv_bound",
                  a.sgemv * 1e9 / full_bytes});
     }
@@ -390,7 +394,7 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
     // RecurrentGemma-2B in full: 26 layers, 2.7 G parameters, 5.4 GB of bf16 weights made in memory.
     const auto cfg = make_preset<presets::RecurrentGemma2B>(WeightType::bf16);
     auto weights = std::make_shared<const Weights>(make_random_weights(cfg, WeightType::bf16, 42));
-    const double bytes = weight_bytes_per_step(*weights);
+    const double bytes = weight_bytes_per_step(cfg, *weights);
     const Model<presets::RecurrentGemma2B, Backend> model(cfg, weights, o.threads);
     const double step = decode_step_seconds(model, o);
     table.add({"peak_rss_rg2b_26L_bf16", peak_rss_bytes() / 1e9, "GB", "weights_bf16_GB", bytes / 1e9});
@@ -407,7 +411,7 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
     if (o.quick && wt == WeightType::f32) continue;
     const auto cfg = make_preset<Config>(wt);
     auto weights = std::make_shared<const Weights>(make_random_weights(cfg, wt, 42));
-    const double bytes = weight_bytes_per_step(*weights);
+    const double bytes = weight_bytes_per_step(cfg, *weights);
     const Model<Config, Backend> model(cfg, weights, o.threads);
     const double step = decode_step_seconds(model, o);
     const std::string name = "decode_" + tag + std::string(weight_type_name(wt)) + t;
@@ -429,8 +433,8 @@ void kjv_rows(Table& table, const Anchors& a, const Options& o) {
   const auto read = load_model<DynamicConfig, Backend>(dir, one_thread);
   const auto fixed_2t = fixed.with_threads(2);
   const Weights& w = fixed.weights();
-  const double bytes = weight_bytes_per_step(w);
-  const double flops = layer_flops_per_token(w) + logits_flops_per_row(w);
+  const double bytes = weight_bytes_per_step(fixed.config(), w);
+  const double flops = layer_flops_per_token(fixed.config()) + logits_flops_per_row(fixed.config());
   const std::size_t l3_set = std::clamp<std::size_t>(std::size_t(bytes), 4 * cache_bytes(2), cache_bytes(3) / 2);
   const double l3_read = Stream(l3_set / 8).read_gbps(1);
   const double floor_seconds = std::max(flops / (a.fma[1] * 1e9), bytes / (l3_read * 1e9));
@@ -460,7 +464,8 @@ void kjv_rows(Table& table, const Anchors& a, const Options& o) {
 // the kernels alike, so the opening triad would flatter them (docs/performance.md). The last row per thread
 // count shows that drift.
 void streaming_rows(Table& table, const Anchors& a, const Options& o) {
-  const std::size_t T = o.quick ? 512 : 8192, E = 2560, K = 4, H = 10, bw = E / H;
+  const std::size_t T = o.quick ? 512 : 8192, E = 2560, H = 10, bw = E / H;
+  constexpr std::size_t K = 4;
   // Cache-line aligned, as the model's workspace and state are (griffin/aligned.hpp).
   const auto aligned = [](const std::vector<float>& v) { return CacheLineVector<float>(v.begin(), v.end()); };
   const auto x = aligned(random_floats(T * E, 1.0f, 8)), gx = aligned(random_floats(T * E, 2.0f, 9)),
@@ -509,7 +514,7 @@ void streaming_rows(Table& table, const Anchors& a, const Options& o) {
                std::max(triad_between, triad_after_fused)});
     const double conv = seconds([&] {
       per_head([&](std::size_t c, std::size_t m) {
-        kernels::conv1d<Backend>(x.data() + m, bw, T, E, K, taps.data() + c, bias.data() + c, pos.data(),
+        kernels::conv1d<Backend>(x.data() + m, bw, T, E, Size<K>{}, taps.data() + c, bias.data() + c, pos.data(),
                                  conv_state.data() + c, y.data() + m, 0, bw);
       });
     }, o);
@@ -525,7 +530,7 @@ void streaming_rows(Table& table, const Anchors& a, const Options& o) {
 // over threads as the block does) against the FMA peak, and one decode query over 16384 cached keys
 // (32 MB of keys and values: from DRAM) against triad bandwidth on one thread.
 void attention_rows(Table& table, const Anchors& a, const Options& o) {
-  const std::size_t H = 10, Dh = 256, W = 2048;
+  constexpr std::size_t H = 10, Dh = 256, W = 2048;
   {
     const std::size_t T = o.quick ? 512 : 2048;
     const auto q = random_floats(T * H * Dh, 1.0f, 15), k = random_floats(T * Dh, 1.0f, 16), v = random_floats(T * Dh, 1.0f, 17);
@@ -539,8 +544,7 @@ void attention_rows(Table& table, const Anchors& a, const Options& o) {
     ThreadPool pool(o.threads);
     const double s = seconds([&] {
       pool.parallel_for(T, 1, [&](std::size_t t0, std::size_t t1) {
-        std::vector<float> scores(T);
-        kernels::mqa_attention<Backend>(queries, std::span(&seg, 1), H, Dh, W, out.data(), scores.data(), t0, t1);
+        kernels::mqa_attention<Backend>(queries, std::span(&seg, 1), H, Size<Dh>{}, W, out.data(), t0 * H, t1 * H);
       });
     }, o);
     table.add({"attention_prefill_T" + std::to_string(T) + "_10x256_" + std::to_string(o.threads) + "t",
@@ -550,14 +554,14 @@ void attention_rows(Table& table, const Anchors& a, const Options& o) {
   {
     const std::size_t n = 16384;
     const auto q = random_floats(H * Dh, 1.0f, 18), k = random_floats(n * Dh, 1.0f, 19), v = random_floats(n * Dh, 1.0f, 20);
-    std::vector<float> out(H * Dh), scores(n);
+    std::vector<float> out(H * Dh);
     std::vector<int> pos(n);
     for (std::size_t i = 0; i < n; ++i) pos[i] = int(i);
     const int qpos = int(n);
     const kernels::KeySegment seg{k.data(), v.data(), pos.data(), nullptr, n};
     const kernels::QueryRows query{q.data(), &qpos, nullptr, 1};
     const double s = seconds([&] {
-      kernels::mqa_attention<Backend>(query, std::span(&seg, 1), H, Dh, dynamic, out.data(), scores.data());
+      kernels::mqa_attention<Backend>(query, std::span(&seg, 1), H, Dh, dynamic, out.data());
     }, o);
     table.add({"attention_decode_16384keys_10x256_1t", 4.0 * (2.0 * double(n * Dh) + double(n)) / s / 1e9, "GB/s",
                "triad_1t", a.triad[1]});

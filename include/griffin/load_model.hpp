@@ -19,6 +19,7 @@
 #include "griffin/io/checkpoint.hpp"
 #include "griffin/io/config_json.hpp"
 #include "griffin/io/error.hpp"
+#include "griffin/io/mapped_file.hpp"
 #include "griffin/io/safetensors.hpp"
 #include "griffin/kernels/rg_lru.hpp"
 #include "griffin/model.hpp"
@@ -66,11 +67,14 @@ class TensorReader {
     const io::TensorView& t = take(name, {rows, cols});
     const auto address = reinterpret_cast<std::uintptr_t>(t.data);
     const auto ranges = ParallelRanges::for_work(rows * cols);
-    if ((storage == WeightType::f32 && t.dtype == DType::f32 && address % alignof(float) == 0) ||
-        (storage == WeightType::bf16 && t.dtype == DType::bf16 && address % alignof(bf16) == 0))
-      return Matrix::from_row_major(storage, t.data, rows, cols, ranges);
-    return Matrix::from_rows(
-        storage, rows, cols, [&](std::size_t r, std::span<float> row) { io::read_f32(t, r * cols, row); }, ranges);
+    Matrix m = (storage == WeightType::f32 && t.dtype == DType::f32 && address % alignof(float) == 0) ||
+                       (storage == WeightType::bf16 && t.dtype == DType::bf16 && address % alignof(bf16) == 0)
+                   ? Matrix::from_row_major(storage, t.data, rows, cols, ranges)
+                   : Matrix::from_rows(
+                         storage, rows, cols, [&](std::size_t r, std::span<float> row) { io::read_f32(t, r * cols, row); },
+                         ranges);
+    io::release_pages(t.bytes());
+    return m;
   }
 
   // Every tensor of the checkpoint must have been used (lm_head.weight, the tied copy, is allowed).

@@ -65,11 +65,10 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
           kernels::conv1d<Backend>(u.data() + head + b * T * bw, bw, T, E, K, taps + c, rw.conv_bias.data() + c,
                                    positions + b * T, ls.conv.data() + sequences[b] * (K - 1) * E + c,
                                    conv.data() + head + b * T * bw, 0, bw);
-        kernels::block_diagonal_linear<Backend>(conv.data() + head, bw, N, bw, rw.input_gate_weight.data() + h * bw * bw,
-                                                rw.input_gate_bias.data() + c, gate_x.data() + head, 0, 1);
-        kernels::block_diagonal_linear<Backend>(conv.data() + head, bw, N, bw,
-                                                rw.recurrent_gate_weight.data() + h * bw * bw,
-                                                rw.recurrent_gate_bias.data() + c, gate_a.data() + head, 0, 1);
+        kernels::block_diagonal_gates<Backend>(conv.data() + head, bw, N, bw, rw.input_gate_weight.data() + h * bw * bw,
+                                               rw.input_gate_bias.data() + c, gate_x.data() + head,
+                                               rw.recurrent_gate_weight.data() + h * bw * bw,
+                                               rw.recurrent_gate_bias.data() + c, gate_a.data() + head, 0, 1);
         for (std::size_t b = 0; b < B; ++b) {
           const std::size_t rows = head + b * T * bw;
           kernels::rg_lru_gated<Backend>(conv.data() + rows, gate_x.data() + rows, gate_a.data() + rows,
@@ -87,10 +86,9 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
                                  ls.conv.data() + sequences[b] * (K - 1) * E, conv.data() + b * T * E, c0, c1);
     };
     auto gates_part = [&](std::size_t h0, std::size_t h1) {
-      kernels::block_diagonal_linear<Backend>(conv.data(), E, N, bw, rw.input_gate_weight.data(),
-                                              rw.input_gate_bias.data(), gate_x.data(), h0, h1);
-      kernels::block_diagonal_linear<Backend>(conv.data(), E, N, bw, rw.recurrent_gate_weight.data(),
-                                              rw.recurrent_gate_bias.data(), gate_a.data(), h0, h1);
+      kernels::block_diagonal_gates<Backend>(conv.data(), E, N, bw, rw.input_gate_weight.data(), rw.input_gate_bias.data(),
+                                             gate_x.data(), rw.recurrent_gate_weight.data(),
+                                             rw.recurrent_gate_bias.data(), gate_a.data(), h0, h1);
     };
     auto scan_part = [&](std::size_t c0, std::size_t c1) {
       for (std::size_t b = 0; b < B; ++b)

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -24,6 +25,16 @@ namespace detail {
 inline std::string errno_message(int err) { return std::generic_category().message(err); }
 
 }  // namespace detail
+
+// Drops the pages of a mapped range that lie wholly inside it from this process (they stay in the page cache
+// and fault back in if read again): the loader releases each tensor once it is laid out in memory of its own,
+// so a model's resident memory is its weights, not its weights plus the checkpoint.
+inline void release_pages(std::span<const std::byte> range) {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<std::uintptr_t>(range.data()) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<std::uintptr_t>(range.data()) + range.size()) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
 
 // A whole file mapped read-only. An empty file maps to an empty span (mmap cannot map zero bytes).
 class MappedFile {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "griffin/extent.hpp"
@@ -261,32 +262,48 @@ void mqa_attention_decode_rows(QueryRows queries, std::span<const KeySegment> se
     }
     sum[i] = total;
   }
-  // The weighted values, a key tile at a time for every row; each row's output is one chain over its keys.
-  for (std::size_t i = 0; i < rows; ++i) std::fill_n(out + (r_begin + i) * head_dim, std::size_t(head_dim), 0.0f);
-  base = 0;
-  for (const KeySegment& seg : segments) {
-    for (std::size_t s0 = 0; s0 < seg.count; s0 += attention_decode_key_tile) {
-      const std::size_t s1 = std::min(seg.count, s0 + attention_decode_key_tile);
-      for (std::size_t i = 0; i < rows; ++i) {
-        if (!(sum[i] > 0.0f)) continue;
-        float* o = out + (r_begin + i) * head_dim;
-        const float* p = S + i * keys + base;
-        for (std::size_t s = s0; s < s1; ++s) {
-          if (p[s] == 0.0f) continue;  // invisible (or too small to matter in float)
-          const auto ps = B::set(p[s]);
-          const float* v = seg.values + s * head_dim;
-          for (std::size_t d = 0; d < vector_end; d += L) B::store(o + d, B::fma(ps, B::load(v + d), B::load(o + d)));
-          for (std::size_t d = vector_end; d < head_dim; ++d) o[d] = std::fma(p[s], v[d], o[d]);
-        }
+  // The weighted values: each output element is one chain over the row's visible keys in segment order,
+  // eight vectors of a row's output in registers at a time.
+  const auto each = [&]<std::size_t... Q>(std::index_sequence<Q...>, auto&& f) { (f(std::integral_constant<std::size_t, Q>{}), ...); };
+  const auto values_chunk = [&]<std::size_t G>(std::integral_constant<std::size_t, G>, std::size_t i, std::size_t d0) {
+    typename B::vec acc[G];
+    each(std::make_index_sequence<G>{}, [&](auto q) { acc[q] = B::zero(); });
+    std::size_t first = 0;
+    for (const KeySegment& seg : segments) {
+      const float* p = S + i * keys + first;
+      for (std::size_t s = 0; s < seg.count; ++s) {
+        if (p[s] == 0.0f) continue;  // invisible (or too small to matter in float)
+        const auto ps = B::set(p[s]);
+        const float* v = seg.values + s * head_dim + d0;
+        each(std::make_index_sequence<G>{}, [&](auto q) { acc[q] = B::fma(ps, B::load(v + q * L), acc[q]); });
       }
+      first += seg.count;
     }
-    base += seg.count;
-  }
+    const auto inv = B::set(1.0f / sum[i]);
+    float* o = out + (r_begin + i) * head_dim + d0;
+    each(std::make_index_sequence<G>{}, [&](auto q) { B::store(o + q * L, B::mul(acc[q], inv)); });
+  };
   for (std::size_t i = 0; i < rows; ++i) {
-    if (!(sum[i] > 0.0f)) continue;
-    const float inv = 1.0f / sum[i];
     float* o = out + (r_begin + i) * head_dim;
-    for (std::size_t d = 0; d < head_dim; ++d) o[d] *= inv;
+    if (!(sum[i] > 0.0f)) {  // no visible key: the output is 0
+      std::fill_n(o, std::size_t(head_dim), 0.0f);
+      continue;
+    }
+    std::size_t d = 0;
+    for (; d + 8 * L <= vector_end; d += 8 * L) values_chunk(std::integral_constant<std::size_t, 8>{}, i, d);
+    for (; d + 2 * L <= vector_end; d += 2 * L) values_chunk(std::integral_constant<std::size_t, 2>{}, i, d);
+    for (; d < vector_end; d += L) values_chunk(std::integral_constant<std::size_t, 1>{}, i, d);
+    for (; d < head_dim; ++d) {  // one lane at a time, the same chain
+      float acc = 0.0f;
+      std::size_t first = 0;
+      for (const KeySegment& seg : segments) {
+        const float* p = S + i * keys + first;
+        for (std::size_t s = 0; s < seg.count; ++s)
+          if (p[s] != 0.0f) acc = std::fma(p[s], seg.values[s * head_dim + d], acc);
+        first += seg.count;
+      }
+      o[d] = acc * (1.0f / sum[i]);
+    }
   }
 }
 

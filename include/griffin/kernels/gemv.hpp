@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <utility>
 
 #include "griffin/extent.hpp"
 #include "griffin/kernels/matrix_view.hpp"
@@ -47,30 +48,34 @@ inline void gemv_pass(const float* x, std::size_t ldx, PanelMatrix<W, R, C> w, s
     std::copy_n(bias + n0, valid, tail_bias);
   }
   const float* b = !bias ? nullptr : whole ? bias + n0 : tail_bias;
-  typename B::vec acc[TM][P][V];
-  for (std::size_t p = 0; p < P; ++p)
-    for (std::size_t v = 0; v < V; ++v) {
-      const auto start = scaled || !b ? B::zero() : B::load(b + p * panel_width + v * L);
-      for (std::size_t t = 0; t < TM; ++t) acc[t][p][v] = start;
-    }
+  // The accumulators are written out as folds over constant indices: with loops over a vector array GCC 12
+  // kept the array in memory and stored every accumulator on every k (a third slower).
+  typename B::vec acc[TM * P * V];
+  const auto each = [&]<std::size_t... I>(std::index_sequence<I...>, auto&& f) { (f(std::integral_constant<std::size_t, I>{}), ...); };
+  constexpr auto panels_vectors = std::make_index_sequence<P * V>{};
+  constexpr auto tokens = std::make_index_sequence<TM>{};
+  each(panels_vectors, [&](auto pv) {
+    const auto start = scaled || !b ? B::zero() : B::load(b + pv * L);
+    each(tokens, [&](auto t) { acc[t * P * V + pv] = start; });
+  });
   const W* panel = w.panel(p0);
   const std::size_t panel_stride = K * panel_width;
   for (std::size_t k = 0; k < K; ++k) {
     typename B::vec xb[TM];
-    for (std::size_t t = 0; t < TM; ++t) xb[t] = B::set(x[t * ldx + k]);
-    for (std::size_t p = 0; p < P; ++p)
-      for (std::size_t v = 0; v < V; ++v) {
-        const auto wv = load_weights<B>(panel + p * panel_stride + k * panel_width + v * L);
-        for (std::size_t t = 0; t < TM; ++t) acc[t][p][v] = B::fma(xb[t], wv, acc[t][p][v]);
-      }
+    each(tokens, [&](auto t) { xb[t] = B::set(x[t * ldx + k]); });
+    each(panels_vectors, [&](auto pv) {
+      constexpr std::size_t p = decltype(pv)::value / V, v = decltype(pv)::value % V;
+      const auto wv = load_weights<B>(panel + p * panel_stride + k * panel_width + v * L);
+      each(tokens, [&](auto t) { acc[t * P * V + pv] = B::fma(xb[t], wv, acc[t * P * V + pv]); });
+    });
   }
-  alignas(64) float out[P * panel_width];
+  alignas(64) float out[P * panel_width] = {};  // zeroed: GCC 12 cannot see that only written lanes are copied
   for (std::size_t t = 0; t < TM; ++t) {
     float* yt = y + t * ldy + n0;
     float* dst = whole ? yt : out;
     for (std::size_t p = 0; p < P; ++p)
       for (std::size_t v = 0; v < V; ++v) {
-        auto r = acc[t][p][v];
+        auto r = acc[(t * P + p) * V + v];  // pv = p · V + v, as above
         if constexpr (scaled) {
           const std::size_t at = n0 + p * panel_width + v * L;
           r = B::fma(r, B::load(w.scales + at), b ? B::load(b + p * panel_width + v * L) : B::zero());

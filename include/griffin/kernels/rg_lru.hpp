@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include <utility>
 #include <vector>
 
 #include "griffin/extent.hpp"
@@ -65,51 +66,95 @@ inline void rg_lru_scan(const float* x, const float* gate_x, const float* gate_a
 }
 }  // namespace reference
 
-// y = block_diagonal(x) for all tokens and the blocks [h_begin, h_end) (callers split blocks across
-// threads); x, y: [tokens] rows ld apart, block h's channels at h·bw; w: [blocks, bw, bw] as [block, in, out],
-// b: [blocks, bw]. Each output is the chain acc = fma(x_i, w_ij, acc) from the bias over i, whichever path
-// computes it: a prefill chunk goes through gemm (the [in, out] block is a transposed view), a few tokens
-// through the loop below, which streams each block's weights once (unrolled for a compile-time bw).
+namespace detail {
+// One vector of outputs of a gate block: its inputs, the weights of its first output (the next input's are bw
+// further), its bias and where it goes.
+struct GateColumn {
+  const float* x;
+  const float* w;
+  const float* b;
+  float* y;
+};
+
+// G columns at once, each the chain acc = fma(x_i, w_ij, acc) from the bias over the block's inputs i: G
+// independent chains, so a decode step is not bound by one chain's latency (a gate block's few vectors, and
+// both gates of every head of a thread's share, go side by side).
+template <simd::VectorBackend B, std::size_t G, std::size_t BW>
+inline void gate_columns(const GateColumn* c, Size<BW> bw) {
+  typename B::vec acc[G];
+  const auto each = [&]<std::size_t... Q>(std::index_sequence<Q...>, auto&& f) { (f(std::integral_constant<std::size_t, Q>{}), ...); };
+  constexpr auto columns = std::make_index_sequence<G>{};
+  each(columns, [&](auto q) { acc[q] = B::load(c[q].b); });
+  for (std::size_t i = 0; i < bw; ++i)
+    each(columns, [&](auto q) { acc[q] = B::fma(B::set(c[q].x[i]), B::load(c[q].w + i * bw), acc[q]); });
+  each(columns, [&](auto q) { B::store(c[q].y, acc[q]); });
+}
+
+// Every column in passes of 8, then 4, 2, 1.
+template <simd::VectorBackend B, std::size_t BW>
+inline void gate_columns(const GateColumn* c, std::size_t n, Size<BW> bw) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) gate_columns<B, 8>(c + i, bw);
+  for (; i + 4 <= n; i += 4) gate_columns<B, 4>(c + i, bw);
+  for (; i + 2 <= n; i += 2) gate_columns<B, 2>(c + i, bw);
+  for (; i < n; ++i) gate_columns<B, 1>(c + i, bw);
+}
+
+// The outputs past the last whole vector of a block, one lane at a time with the same chain.
+inline void gate_tail(const float* xh, const float* wh, const float* bh, float* yh, std::size_t bw, std::size_t from) {
+  for (std::size_t j = from; j < bw; ++j) {
+    float acc = bh[j];
+    for (std::size_t i = 0; i < bw; ++i) acc = std::fma(xh[i], wh[i * bw + j], acc);
+    yh[j] = acc;
+  }
+}
+}  // namespace detail
+
+// The RG-LRU's two gates, y1 = block_diagonal(x; w1, b1) and y2 = block_diagonal(x; w2, b2), for all tokens
+// and the blocks [h_begin, h_end) (callers split blocks across threads); x, y1, y2: [tokens] rows ld apart,
+// block h's channels at h·bw; w: [blocks, bw, bw] as [block, in, out], b: [blocks, bw]. Each output is the
+// chain acc = fma(x_i, w_ij, acc) from the bias over i, whichever path computes it: a prefill chunk goes
+// through gemm (the [in, out] block is a transposed view), a few tokens through gate_columns, which reads
+// each block's weights once. w2 may be null for one gate.
+template <simd::VectorBackend B, std::size_t BW>
+void block_diagonal_gates(const float* x, std::size_t ld, std::size_t tokens, Size<BW> bw, const float* w1,
+                          const float* b1, float* y1, const float* w2, const float* b2, float* y2, std::size_t h_begin,
+                          std::size_t h_end) {
+  constexpr std::size_t L = B::lanes;
+  const std::size_t gates = w2 ? 2 : 1;
+  const float* const ws[2] = {w1, w2};
+  const float* const bs[2] = {b1, b2};
+  float* const ys[2] = {y1, y2};
+  if (tokens >= gemm_min_tokens) {
+    for (std::size_t g = 0; g < gates; ++g)
+      for (std::size_t h = h_begin; h < h_end; ++h)
+        gemm_strided<B>(x + h * bw, ld, tokens, TransposedMatrixView{ws[g] + h * bw * bw, bw, bw, bw}, bs[g] + h * bw,
+                        ys[g] + h * bw, ld, 0, bw, false);
+    return;
+  }
+  const std::size_t vectors = bw / L;
+  thread_local std::vector<detail::GateColumn> columns;
+  for (std::size_t t = 0; t < tokens; ++t) {
+    columns.clear();
+    for (std::size_t h = h_begin; h < h_end; ++h)
+      for (std::size_t g = 0; g < gates; ++g)
+        for (std::size_t v = 0; v < vectors; ++v)
+          columns.push_back({x + t * ld + h * bw, ws[g] + h * bw * bw + v * L, bs[g] + h * bw + v * L,
+                             ys[g] + t * ld + h * bw + v * L});
+    detail::gate_columns<B>(columns.data(), columns.size(), bw);
+    if (vectors * L < bw)
+      for (std::size_t h = h_begin; h < h_end; ++h)
+        for (std::size_t g = 0; g < gates; ++g)
+          detail::gate_tail(x + t * ld + h * bw, ws[g] + h * bw * bw, bs[g] + h * bw, ys[g] + t * ld + h * bw, bw,
+                            vectors * L);
+  }
+}
+
+// One block-diagonal linear (the gates' arithmetic for a single gate).
 template <simd::VectorBackend B, std::size_t BW>
 void block_diagonal_linear(const float* x, std::size_t ld, std::size_t tokens, Size<BW> bw, const float* w,
                            const float* b, float* y, std::size_t h_begin, std::size_t h_end) {
-  constexpr std::size_t L = B::lanes;
-  if (tokens >= gemm_min_tokens) {
-    for (std::size_t h = h_begin; h < h_end; ++h)
-      gemm_strided<B>(x + h * bw, ld, tokens, TransposedMatrixView{w + h * bw * bw, bw, bw, bw}, b + h * bw, y + h * bw,
-                      ld, 0, bw, false);
-    return;
-  }
-  const std::size_t wide_end = bw / (4 * L) * (4 * L), vector_end = bw / L * L;
-  for (std::size_t t = 0; t < tokens; ++t) {
-    const float* xt = x + t * ld;
-    float* yt = y + t * ld;
-    for (std::size_t h = h_begin; h < h_end; ++h) {
-      const float* wh = w + h * bw * bw;
-      const float* xh = xt + h * bw;
-      std::size_t j = 0;
-      // Four vectors of outputs at a time: each broadcast input feeds four FMAs.
-      for (; j < wide_end; j += 4 * L) {
-        typename B::vec acc[4];
-        for (int q = 0; q < 4; ++q) acc[q] = B::load(b + h * bw + j + q * L);
-        for (std::size_t i = 0; i < bw; ++i) {
-          const auto xi = B::set(xh[i]);
-          for (int q = 0; q < 4; ++q) acc[q] = B::fma(xi, B::load(wh + i * bw + j + q * L), acc[q]);
-        }
-        for (int q = 0; q < 4; ++q) B::store(yt + h * bw + j + q * L, acc[q]);
-      }
-      for (; j < vector_end; j += L) {
-        auto acc = B::load(b + h * bw + j);
-        for (std::size_t i = 0; i < bw; ++i) acc = B::fma(B::set(xh[i]), B::load(wh + i * bw + j), acc);
-        B::store(yt + h * bw + j, acc);
-      }
-      for (; j < bw; ++j) {
-        float acc = b[h * bw + j];
-        for (std::size_t i = 0; i < bw; ++i) acc = std::fma(xh[i], wh[i * bw + j], acc);
-        yt[h * bw + j] = acc;
-      }
-    }
-  }
+  block_diagonal_gates<B>(x, ld, tokens, bw, w, b, y, nullptr, nullptr, nullptr, h_begin, h_end);
 }
 
 // x, y: [tokens, width] with `blocks` blocks of width / blocks channels; all blocks.
