@@ -3,6 +3,7 @@
 #pragma once
 
 #include "griffin/extent.hpp"
+#include "griffin/block_pattern.hpp"
 #include "griffin/config.hpp"
 #include "griffin/presets.hpp"
 #include "griffin/dtype.hpp"

@@ -119,13 +119,13 @@ class Model {
                          std::span<float> logits, LogitsRows rows = LogitsRows::last) const {
     const std::size_t batch = check_state(state);
     const std::size_t S = sequences.size();
-    std::vector<bool> seen(batch, false);
-    for (std::size_t s : sequences) {
-      if (s >= batch)
-        throw InputError("griffin: sequence index " + std::to_string(s) + " is outside the state's batch of " +
+    for (std::size_t i = 0; i < S; ++i) {  // pairwise: a decode step of a batch allocates nothing
+      if (sequences[i] >= batch)
+        throw InputError("griffin: sequence index " + std::to_string(sequences[i]) + " is outside the state's batch of " +
                          std::to_string(batch));
-      if (seen[s]) throw InputError("griffin: sequence index " + std::to_string(s) + " is listed twice");
-      seen[s] = true;
+      for (std::size_t j = 0; j < i; ++j)
+        if (sequences[j] == sequences[i])
+          throw InputError("griffin: sequence index " + std::to_string(sequences[i]) + " is listed twice");
     }
     if (S == 0 || tokens.empty() || tokens.size() % S != 0)
       throw InputError("griffin: " + std::to_string(tokens.size()) + " tokens do not split into " + std::to_string(S) +

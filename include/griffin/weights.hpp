@@ -60,6 +60,14 @@ constexpr TensorSpec matrix_spec(std::string_view name, std::size_t rows, std::s
 constexpr TensorSpec vector_spec(std::string_view name, std::size_t n, Init init = Init::zero) {
   return {name, {n, 0, 0}, 1, init};
 }
+// A linear layer's two tensors, "{name}.weight" [rows, cols] and "{name}.bias" [rows]: the names are literals
+// so that a spec's name is a view of static storage.
+template <class Weight, class Bias, class Visitor>
+void visit_linear(Visitor&& v, Weight& weight, Bias& bias, std::string_view weight_name, std::string_view bias_name,
+                  std::size_t rows, std::size_t cols) {
+  v(weight, matrix_spec(weight_name, rows, cols));
+  v(bias, vector_spec(bias_name, rows));
+}
 }  // namespace detail
 
 struct RecurrentWeights {
@@ -77,12 +85,10 @@ struct RecurrentWeights {
   static void visit_tensors(Self& w, const Shape& s, Visitor&& v) {
     using namespace detail;
     const std::size_t D = s.width, E = s.lru_width, H = s.num_heads, bw = E / H, K = s.conv_width;
-    v(w.linear_x, matrix_spec("temporal_block.linear_x.weight", E, D));
-    v(w.linear_x_bias, vector_spec("temporal_block.linear_x.bias", E));
-    v(w.linear_y, matrix_spec("temporal_block.linear_y.weight", E, D));
-    v(w.linear_y_bias, vector_spec("temporal_block.linear_y.bias", E));
-    v(w.linear_out, matrix_spec("temporal_block.linear_out.weight", D, E));
-    v(w.linear_out_bias, vector_spec("temporal_block.linear_out.bias", D));
+    visit_linear(v, w.linear_x, w.linear_x_bias, "temporal_block.linear_x.weight", "temporal_block.linear_x.bias", E, D);
+    visit_linear(v, w.linear_y, w.linear_y_bias, "temporal_block.linear_y.weight", "temporal_block.linear_y.bias", E, D);
+    visit_linear(v, w.linear_out, w.linear_out_bias, "temporal_block.linear_out.weight", "temporal_block.linear_out.bias",
+                 D, E);
     v(w.conv_taps, TensorSpec{"temporal_block.conv_1d.weight", {E, 1, K}, 3, Init::conv_taps, K, Transform::taps_k_major});
     v(w.conv_bias, vector_spec("temporal_block.conv_1d.bias", E));
     v(w.input_gate_weight, TensorSpec{"temporal_block.rg_lru.input_gate_weight", {H, bw, bw}, 3, Init::normal_fan_in, bw});
@@ -119,12 +125,9 @@ struct MlpWeights {
   static void visit_tensors(Self& w, const Shape& s, Visitor&& v) {
     using namespace detail;
     const std::size_t D = s.width, F = s.mlp_width;
-    v(w.gate_proj, matrix_spec("mlp_block.gate_proj.weight", F, D));
-    v(w.gate_proj_bias, vector_spec("mlp_block.gate_proj.bias", F));
-    v(w.up_proj, matrix_spec("mlp_block.up_proj.weight", F, D));
-    v(w.up_proj_bias, vector_spec("mlp_block.up_proj.bias", F));
-    v(w.down_proj, matrix_spec("mlp_block.down_proj.weight", D, F));
-    v(w.down_proj_bias, vector_spec("mlp_block.down_proj.bias", D));
+    visit_linear(v, w.gate_proj, w.gate_proj_bias, "mlp_block.gate_proj.weight", "mlp_block.gate_proj.bias", F, D);
+    visit_linear(v, w.up_proj, w.up_proj_bias, "mlp_block.up_proj.weight", "mlp_block.up_proj.bias", F, D);
+    visit_linear(v, w.down_proj, w.down_proj_bias, "mlp_block.down_proj.weight", "mlp_block.down_proj.bias", D, F);
   }
 };
 

@@ -95,13 +95,32 @@ namespace detail {
 struct AttentionScratch {
   PackBuffer scores, row_max, row_sum;
 };
+
+// row[s] = exp(row[s] - max) for s < n, in place; returns their sum (the softmax's denominator).
+template <simd::VectorBackend B>
+float exp_shifted_sum(float* row, std::size_t n, float max) {
+  constexpr std::size_t L = B::lanes;
+  const auto mv = B::set(max);
+  auto sum_v = B::zero();
+  std::size_t s = 0;
+  for (; s + L <= n; s += L) {
+    const auto p = B::exp(B::sub(B::load(row + s), mv));
+    B::store(row + s, p);
+    sum_v = B::add(sum_v, p);
+  }
+  float sum = B::reduce_add(sum_v);
+  for (; s < n; ++s) {
+    row[s] = std::exp(row[s] - max);
+    sum += row[s];
+  }
+  return sum;
+}
 }  // namespace detail
 
 // Query rows [r_begin, r_end) of queries.count · heads; out: [queries.count, heads, head_dim].
 template <simd::VectorBackend B>
 void mqa_attention_rows(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads,
                         std::size_t head_dim, std::size_t window, float* out, std::size_t r_begin, std::size_t r_end) {
-  constexpr std::size_t L = B::lanes;
   constexpr float neg_inf = -std::numeric_limits<float>::infinity();
   const std::size_t Dh = head_dim;
   const float scale = 1.0f / std::sqrt(float(head_dim));
@@ -158,19 +177,7 @@ void mqa_attention_rows(QueryRows queries, std::span<const KeySegment> segments,
           }
           const float m_new = std::max(m[i], row_max);
           const float alpha = std::exp(m[i] - m_new);  // 0 for the first visible tile (m = -inf)
-          const auto mv = B::set(m_new);
-          auto sum_v = B::zero();
-          std::size_t s = 0;
-          for (; s + L <= nk; s += L) {
-            const auto p = B::exp(B::sub(B::load(srow + s), mv));
-            B::store(srow + s, p);
-            sum_v = B::add(sum_v, p);
-          }
-          float sum = B::reduce_add(sum_v);
-          for (; s < nk; ++s) {
-            srow[s] = std::exp(srow[s] - m_new);
-            sum += srow[s];
-          }
+          const float sum = detail::exp_shifted_sum<B>(srow, nk, m_new);
           if (alpha != 1.0f) {
             float* orow = O + i * Dh;
             for (std::size_t d = 0; d < Dh; ++d) orow[d] *= alpha;
@@ -245,22 +252,8 @@ void mqa_attention_decode_rows(QueryRows queries, std::span<const KeySegment> se
     float* srow = S + i * keys;
     float m = neg_inf;
     for (std::size_t s = 0; s < keys; ++s) m = std::max(m, srow[s]);
-    sum[i] = 0.0f;
-    if (m == neg_inf) continue;  // no visible key: the output stays 0
-    const auto mv = B::set(m);
-    auto sum_v = B::zero();
-    std::size_t s = 0;
-    for (; s + L <= keys; s += L) {
-      const auto p = B::exp(B::sub(B::load(srow + s), mv));
-      B::store(srow + s, p);
-      sum_v = B::add(sum_v, p);
-    }
-    float total = B::reduce_add(sum_v);
-    for (; s < keys; ++s) {
-      srow[s] = std::exp(srow[s] - m);
-      total += srow[s];
-    }
-    sum[i] = total;
+    // No visible key: the output stays 0.
+    sum[i] = m == neg_inf ? 0.0f : detail::exp_shifted_sum<B>(srow, keys, m);
   }
   // The weighted values: each output element is one chain over the row's visible keys in segment order,
   // eight vectors of a row's output in registers at a time.

@@ -44,20 +44,8 @@ struct BasicHighway {
   // Exactly std::max(a, b) = a < b ? b : a and std::min(a, b) = b < a ? b : a, NaN and signed zero
   // included, as Scalar gives. x86 max/min return their second operand when unordered, so swapping the
   // operands is that in one instruction; other targets (NEON, Highway's scalar one) differ on NaN.
-  static vec max(vec a, vec b) {
-#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-    return hn::Max(b, a);
-#else
-    return hn::IfThenElse(hn::Lt(a, b), b, a);
-#endif
-  }
-  static vec min(vec a, vec b) {
-#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-    return hn::Min(b, a);
-#else
-    return hn::IfThenElse(hn::Lt(b, a), b, a);
-#endif
-  }
+  static vec max(vec a, vec b) { return pick<true>(a, b); }
+  static vec min(vec a, vec b) { return pick<false>(a, b); }
   // Rounds once where the target has FMA (HWY_NATIVE_FMA); the SSSE3/SSE4 targets round a * b first.
   static vec fma(vec a, vec b, vec c) { return hn::MulAdd(a, b, c); }
   static vec sqrt(vec a) { return hn::Sqrt(a); }
@@ -117,6 +105,16 @@ struct BasicHighway {
 #endif
 
  private:
+  // a < b ? b : a (Greater) or b < a ? b : a.
+  template <bool Greater>
+  static vec pick(vec a, vec b) {
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    if constexpr (Greater) return hn::Max(b, a);
+    else return hn::Min(b, a);
+#else
+    return hn::IfThenElse(Greater ? hn::Lt(a, b) : hn::Lt(b, a), b, a);
+#endif
+  }
   static vec keep_nan(vec x, vec fx) { return hn::IfThenElse(hn::IsNaN(x), x, fx); }
 };
 

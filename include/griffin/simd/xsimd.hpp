@@ -40,20 +40,8 @@ struct BasicXsimd {
   // Exactly std::max(a, b) = a < b ? b : a and std::min(a, b) = b < a ? b : a, NaN and signed zero
   // included, as Scalar gives. x86 max/min return their second operand when unordered, so swapping the
   // operands is that in one instruction; NEON's differ on NaN.
-  static vec max(vec a, vec b) {
-#if defined(__SSE2__)
-    return xsimd::max(b, a);
-#else
-    return xsimd::select(a < b, b, a);
-#endif
-  }
-  static vec min(vec a, vec b) {
-#if defined(__SSE2__)
-    return xsimd::min(b, a);
-#else
-    return xsimd::select(b < a, b, a);
-#endif
-  }
+  static vec max(vec a, vec b) { return pick<true>(a, b); }
+  static vec min(vec a, vec b) { return pick<false>(a, b); }
   static vec sqrt(vec a) { return xsimd::sqrt(a); }
   static vec round(vec a) { return xsimd::nearbyint(a); }
   // Adding 1.5·2^23 + 127 puts n + 127 in the low mantissa bits (exactly, for integral |n| < 2^22); shifted
@@ -156,6 +144,16 @@ struct BasicXsimd {
 #endif
 
  private:
+  // a < b ? b : a (Greater) or b < a ? b : a.
+  template <bool Greater>
+  static vec pick(vec a, vec b) {
+#if defined(__SSE2__)
+    if constexpr (Greater) return xsimd::max(b, a);
+    else return xsimd::min(b, a);
+#else
+    return xsimd::select(Greater ? a < b : b < a, b, a);
+#endif
+  }
   // On x86 the register's size says which of __m128, __m256 and __m512 it is.
   static constexpr std::size_t register_bytes = sizeof(typename vec::register_type);
   static constexpr float pow2_magic = 12583039.0f;  // 1.5·2^23 + 127
