@@ -15,13 +15,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     const DynamicConfig c = io::parse_config_json(text, "fuzz/config.json");
     c.validate();  // must not throw for a config the parser returned
-    if (io::detail::approximate_parameters(c) > io::detail::max_config_parameters) __builtin_trap();
-    for (std::size_t v : {c.vocab_size.value(), c.width.value(), c.lru_width.value(), c.num_heads.value(),
-                          c.head_dim.value(), c.mlp_width.value(), c.conv_width.value(), c.depth.value()})
+    if (io::detail::approximate_parameters(c.sizes) > io::detail::max_config_parameters) __builtin_trap();
+    visit_sizes([&](const SizeField& f) {  // every size of the field table
+      const std::size_t v = c.sizes.*f.member;
       if (v == 0 || v > io::detail::max_config_size) __builtin_trap();
+    });
     if (c.pattern.period() == 0) __builtin_trap();
     for (std::size_t i = 0; i < c.pattern.period(); ++i) (void)block_type_name(c.block_type(i));
-    if (c.hyper.bos_token_id < 0 || std::size_t(c.hyper.bos_token_id) >= c.vocab_size) __builtin_trap();
+    if (c.hyper.bos_token_id < 0 || std::size_t(c.hyper.bos_token_id) >= c.sizes.vocab_size) __builtin_trap();
   } catch (const io::LoadError&) {
   } catch (const ConfigError&) {
   }

@@ -61,7 +61,7 @@ class ThreadPool {
     if (threads > max_threads)
       throw std::invalid_argument("griffin::ThreadPool: " + std::to_string(threads) + " threads requested, at most " +
                                   std::to_string(max_threads));
-    for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+    for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
   }
   ~ThreadPool() {
     {
@@ -81,7 +81,9 @@ class ThreadPool {
   //
   // A decode step is a few hundred short parallel_for calls, so waking a sleeping thread each time (tens
   // of microseconds) would cost several percent of the step: threads spin for a short while after each
-  // job, where the next one is picked up within a microsecond, and only then sleep.
+  // job, where the next one is picked up within a microsecond, and only then sleep. Every thread, the
+  // caller included, claims parts until none is left, so a worker the system has not scheduled delays
+  // nothing: the caller takes its part. The parts are fixed ranges, so who runs one never changes a bit.
   void parallel_for(std::size_t n, std::size_t grain, RangeBody body) {
     grain = std::max<std::size_t>(grain, 1);
     const std::size_t chunks = (n + grain - 1) / grain;
@@ -92,38 +94,58 @@ class ThreadPool {
     }
     // Callers on different threads sharing one pool take turns.
     std::lock_guard turn(caller_mutex_);
+    std::uint64_t job;
     {
       std::lock_guard lock(mutex_);
       body_ = body;
       n_ = n;
       grain_ = grain;
       chunks_ = chunks;
-      parts_ = parts;
       error_ = nullptr;
-      pending_.store(parts - 1, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
+      pending_.store(parts, std::memory_order_relaxed);
+      job = (ticket_.load(std::memory_order_relaxed) >> 32) + 1;
+      ticket_.store(job << 32 | parts << 16, std::memory_order_release);
     }
     wake_.notify_all();
-    std::exception_ptr mine;
-    try {
-      auto [b, e] = range(0);
-      body(b, e);
-    } catch (...) {
-      mine = std::current_exception();
-    }
+    run_parts(job);
     if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock lock(mutex_);
       done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
     }
-    if (mine) std::rethrow_exception(mine);
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
-  std::pair<std::size_t, std::size_t> range(std::size_t part) const {
-    const std::size_t first = chunks_ * part / parts_ * grain_;
-    const std::size_t last = std::min(n_, chunks_ * (part + 1) / parts_ * grain_);
+  // The ticket is one word: the job's number (bits 32-63), its number of parts (16-31) and the next part
+  // to claim (0-15). A thread claims a part by moving the last field on, which fails once the job is over.
+  static constexpr std::uint64_t field_mask = 0xffff;
+
+  std::pair<std::size_t, std::size_t> range(std::size_t part, std::size_t parts) const {
+    const std::size_t first = chunks_ * part / parts * grain_;
+    const std::size_t last = std::min(n_, chunks_ * (part + 1) / parts * grain_);
     return {first, last};
+  }
+
+  // Claims and runs parts of job `job` until none is left (or the job is another one already).
+  void run_parts(std::uint64_t job) {
+    for (;;) {
+      std::uint64_t t = ticket_.load(std::memory_order_acquire);
+      do {
+        if (t >> 32 != job || (t & field_mask) >= (t >> 16 & field_mask)) return;
+      } while (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel));
+      // The claim succeeded, so the job is still running and its fields are the ones written before it.
+      const auto [b, e] = range(std::size_t(t & field_mask), std::size_t(t >> 16 & field_mask));
+      try {
+        body_(b, e);
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard lock(mutex_);  // the caller may be about to sleep: wake it under the lock
+        done_.notify_one();
+      }
+    }
   }
 
   // Spins (with a pause) until done() or about 200 µs have passed; false if it gave up.
@@ -137,38 +159,19 @@ class ThreadPool {
     }
   }
 
-  void work(std::size_t index) {
+  void work() {
     std::uint64_t seen = 0;
     for (;;) {
-      auto fresh = [&] { return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; };
+      auto fresh = [&] {
+        return stop_.load(std::memory_order_acquire) || ticket_.load(std::memory_order_acquire) >> 32 != seen;
+      };
       if (!spin_until(fresh)) {
         std::unique_lock lock(mutex_);
         wake_.wait(lock, fresh);
       }
       if (stop_.load(std::memory_order_acquire)) return;
-      std::exception_ptr err;
-      {
-        // The job's fields were written under the mutex before the generation moved; taking it here
-        // orders them before this thread's reads.
-        std::lock_guard lock(mutex_);
-        seen = generation_.load(std::memory_order_acquire);
-      }
-      if (index < parts_) {
-        auto [b, e] = range(index);
-        try {
-          body_(b, e);
-        } catch (...) {
-          err = std::current_exception();
-        }
-      }
-      if (err) {
-        std::lock_guard lock(mutex_);
-        if (!error_) error_ = err;
-      }
-      if (index < parts_ && pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard lock(mutex_);  // the caller may be about to sleep: wake it under the lock
-        done_.notify_one();
-      }
+      seen = ticket_.load(std::memory_order_acquire) >> 32;
+      run_parts(seen);
     }
   }
 
@@ -178,9 +181,9 @@ class ThreadPool {
   std::condition_variable wake_, done_;
   RangeBody body_;
   std::size_t min_part_work_;
-  std::size_t n_ = 0, grain_ = 1, chunks_ = 0, parts_ = 0;
+  std::size_t n_ = 0, grain_ = 1, chunks_ = 0;
   std::atomic<std::size_t> pending_{0};
-  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<std::uint64_t> ticket_{0};
   std::atomic<bool> stop_{false};
   std::exception_ptr error_;
 };
