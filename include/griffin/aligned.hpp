@@ -1,9 +1,8 @@
-// Cache-line-aligned storage for the buffers that threads split between them. The thread pool splits a
-// [T, E] activation (and the [B, E] recurrent state) at channel boundaries that are whole cache lines from
-// channel 0, but malloc aligns large blocks to 16 bytes only, so the line at each split was written by two
-// threads: for the RG-LRU scan's state that is one line passed between the cores on every row. On 2
-// threads over 2560 channels the scan ran 12% faster from main memory (2048 rows) and 28% faster from L3
-// (256 rows) with its arrays aligned (docs/performance.md).
+// Cache-line-aligned storage for the buffers that threads split between them. The pool splits activations
+// and the [B, E] recurrent state at channel or head boundaries that are whole cache lines from channel 0;
+// malloc aligns large blocks to 16 bytes only, so without this the line at each split would be written by
+// both threads, and for the RG-LRU scan's state passed between the cores on every row (docs/performance.md,
+// "Design notes").
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,6 @@
-// The umbrella header: everything a user of griffin needs, in reading order
-// (config → kernels → blocks → model → io → tokenizer, sampling, generation, snapshots).
+// The umbrella header: everything a user of griffin needs, in reading order (the description and presets,
+// the backends, the kernels, weights and state, the model and its blocks, io and the loader, then the
+// generation layer: snapshots, tokenizers, sampling, generation, chat, perplexity).
 #pragma once
 
 #include "griffin/extent.hpp"

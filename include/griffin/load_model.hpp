@@ -28,8 +28,9 @@
 namespace griffin {
 
 struct LoadOptions {
-  // How to keep the large matrices; unset = as the checkpoint stores them (bf16 stays bf16, f16 → f32).
-  // WeightType::int8 quantises each matrix row symmetrically (one f32 scale per row) at load time.
+  // How to keep the large matrices; unset = the type config.json's torch_dtype names (bfloat16: bf16;
+  // float32, float16 or none: f32). WeightType::int8 quantises each matrix row symmetrically (one f32 scale
+  // per row) at load time.
   std::optional<WeightType> weight_type;
   std::size_t threads = 0;  // 0 = one per hardware thread
   std::size_t min_part_work = ThreadPool::default_min_part_work;  // ThreadPool's: 0 splits every job
@@ -167,7 +168,7 @@ Weights load_weights(const io::Checkpoint& checkpoint, const Config& config, Wei
 }
 
 // Reads config.json, checks it against the compile-time parts of Config, opens the safetensors and
-// loads the weights. The mapped files stay open as long as any model or copy of the weights lives.
+// loads the weights. The weights are copies, so the files are unmapped before it returns.
 template <class Config = DynamicConfig, simd::VectorBackend Backend = simd::Default>
 Model<Config, Backend> load_model(const std::filesystem::path& dir, const LoadOptions& options = {}) {
   const DynamicConfig file_config = io::read_config_json(dir / "config.json");

@@ -8,10 +8,10 @@
 // size), RG-LRU gate blocks ~ N(0, 1/bw), conv taps ~ N(0, 0.01/K), biases and norm offsets 0, and the
 // recurrence set so that a = U^(4r) with U uniform in [0.81, 0.998].
 //
-// Each value is a hash of (seed, tensor, index), so the result does not depend on how many threads fill
-// it, and a 2.7 B-parameter model fills in seconds. The normal variates are Irwin–Hall sums of four
-// uniforms (mean and variance exact, tails cut at ±3.46σ): plenty for weights that only have to behave
-// like trained ones, and several times cheaper than Box–Muller.
+// Each value is a hash of (seed, tensor, index), so the result does not depend on how many threads fill it
+// (a large matrix fills on every hardware thread: ParallelRanges in matrix.hpp). The normal variates are
+// Irwin–Hall sums of four uniforms (mean and variance exact, tails cut at ±3.46σ): plenty for weights that
+// only have to behave like trained ones, and cheaper than Box–Muller (no logarithm, no sine).
 #pragma once
 
 #include <algorithm>

@@ -39,9 +39,9 @@ class ThreadPool {
   // More threads than this is a mistake (a typo'd count would otherwise start them all and spin).
   static constexpr std::size_t max_threads = 1024;
   // The least work (multiply-adds, or element operations) worth a part of its own: handing a part to
-  // another thread and waiting for it costs about a microsecond even with the workers spinning, about what
-  // one core takes for 2^16 multiply-adds from cache (docs/performance.md, "Small models and the second
-  // thread"). 0 splits every job the kernels allow, which the tests use to check that splits keep the bits.
+  // another thread and waiting for it costs about what one core takes for 2^16 multiply-adds from cache,
+  // even with the workers spinning (docs/performance.md, "Design notes"). 0 splits every job the kernels
+  // allow, which the tests use to check that splits keep the bits.
   static constexpr std::size_t default_min_part_work = 65536;
 
   // The grain for parallel_for over items costing `item_work` each: a multiple of `grain`, of enough items

@@ -2,11 +2,10 @@
 // or head-major, where the columns come in blocks (the recurrent block's heads) and each block is a
 // [rows, block] matrix of its own, stored one after another: [heads][rows][head width].
 //
-// Why head-major exists: the recurrent block's Conv1D, gates and RG-LRU scan work within a head, and two
-// threads split the heads. Over a row-major [T, E] chunk each thread then walks half of every row (a
-// 5 KiB run, then a jump of a row), which two cores' memory system serves at 0.65-0.70 of what it gives
-// two contiguous streams; head-major, each thread's heads are contiguous (docs/performance.md, "The RG-LRU
-// on two threads").
+// Why head-major exists: the recurrent block's Conv1D, gates and RG-LRU scan work within a head, and the
+// threads split the heads. Over a row-major [T, E] chunk each thread would walk part of every row (a run,
+// then a jump of a row), which two cores' memory system serves well below two contiguous streams;
+// head-major, each thread's heads are contiguous memory (docs/performance.md, "Design notes").
 #pragma once
 
 #include <cstddef>

@@ -60,7 +60,7 @@ void matmul(const float* x, std::size_t tokens, View w, const float* bias, float
 // loads two vectors of W per 2 × mr FMAs, few enough that its W micro-panel (kc × nr floats, 64 KiB at
 // kc = 512 with 16 lanes) can stream from L2. kc is long because each K block reloads and stores the Y
 // tiles, and Y is larger than the caches. The X block (mc × kc) stays in L2 for every panel; nc bounds the
-// packed W block (docs/performance.md, "GEMM blocking"). A caller may pass other values.
+// packed W block (docs/performance.md, "Design notes"). A caller may pass other values.
 template <simd::VectorBackend B, std::size_t KcBytes = 65536, std::size_t Mc = 288, std::size_t Nc = 1024>
 struct GemmBlocking {
   static constexpr std::size_t mr = 6;

@@ -48,8 +48,8 @@ inline void gemv_pass(const float* x, std::size_t ldx, PanelMatrix<W, R, C> w, s
     std::copy_n(bias + n0, valid, tail_bias);
   }
   const float* b = !bias ? nullptr : whole ? bias + n0 : tail_bias;
-  // The accumulators are written out as folds over constant indices: with loops over a vector array GCC 12
-  // kept the array in memory and stored every accumulator on every k (a third slower).
+  // The accumulators are written out as folds over constant indices, which keeps them in registers: over a
+  // loop-indexed vector array GCC 12 keeps the array in memory and stores every accumulator on every k.
   typename B::vec acc[TM * P * V];
   const auto each = [&]<std::size_t... I>(std::index_sequence<I...>, auto&& f) { (f(std::integral_constant<std::size_t, I>{}), ...); };
   constexpr auto panels_vectors = std::make_index_sequence<P * V>{};

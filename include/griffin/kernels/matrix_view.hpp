@@ -5,7 +5,7 @@
 // sixteen outputs' weights as one contiguous run: the decode GEMV broadcasts x[k] against it and never
 // reduces across lanes, the prefill GEMM packs it by copying, and every output of either is the same chain
 // acc = fma(x[k], w[n, k], acc) over k (kernels/gemm.hpp). A checkpoint's row-major tensors are laid out
-// this way once, at load time (weights.hpp).
+// this way once, when the model is made (griffin/matrix.hpp).
 #pragma once
 
 #include <algorithm>

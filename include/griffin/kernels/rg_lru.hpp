@@ -166,17 +166,17 @@ void block_diagonal_linear(const float* x, std::size_t tokens, std::size_t width
 
 namespace detail {
 // How far ahead along its walk a call prefetches its inputs, per stream (see rg_lru_rows): 2 KiB into L1
-// where the walk covers whole rows, 4 KiB into L2 where it covers part of each row. Measured best of
-// 256 … 2048 floats and of the hints into L1 and into L2 for each kind of walk.
+// where the walk covers whole rows, 4 KiB into L2 where it covers part of each row (docs/performance.md,
+// "Design notes").
 inline constexpr std::size_t rg_lru_prefetch_floats = 512;
 inline constexpr std::size_t rg_lru_prefetch_floats_partial_rows = 1024;
-// Channels per block of the two passes below (their two buffers, 2 KiB, stay in L1): the best measured of
-// 64, 128, 256 and 512 (64 gives back a third of the gain with the data in L2, 512 ran slower from DRAM).
+// Channels per block of the two passes below: their two buffers, 2 KiB, stay in L1, and the block is long
+// enough to keep many independent steps in flight (docs/performance.md, "Design notes").
 inline constexpr std::size_t rg_lru_block_floats = 256;
 
 // The step is split in two at the buffers between the passes, so each half is written once for the vector
-// and the one-lane paths. The sigmoids and the decay use simd/math.hpp's polynomial exponentials (the
-// libraries' general exp made this kernel compute-bound at a third of the speed).
+// and the one-lane paths. The sigmoids and the decay use simd/math.hpp's polynomial exponentials, which
+// keep the kernel's arithmetic below its memory traffic (simd/math.hpp says why).
 template <simd::VectorBackend B>
 struct RgLruGates {
   typename B::vec input;   // x ⊙ i
@@ -204,16 +204,16 @@ typename B::vec rg_lru_update(typename B::vec input, typename B::vec log2_a, typ
 }
 
 // Time outer and channels inner: each step reads whole contiguous rows of its channel range (walking one
-// channel vector down 2048 rows 10 KiB apart instead costs a TLB miss and a conflict-evicted prefetch per
-// load, and ran at a twentieth of the streaming rate). The state lives in h, which stays in L1. With a
-// multiplier, out = h_t ⊙ multiplier (the recurrent block's output gate).
+// channel vector down the rows, a row apart, would cost a TLB miss and a conflict-evicted prefetch per
+// load). The state lives in h, which stays in L1. With a multiplier, out = h_t ⊙ multiplier (the recurrent
+// block's output gate).
 //
 // Each row is taken a block of channels at a time in two passes: the gates for the whole block into two
-// buffers in L1, then the recurrence from them. Fused into one loop, a channel vector's step was one
+// buffers in L1, then the recurrence from them. Fused into one loop, a channel vector's step would be one
 // dependent chain of about 110 cycles (two exponentials and a division, then a third exponential and a
-// square root) that the out-of-order window could overlap with too few others: the two shorter loops run
-// about 1.25× faster on one core with the data in L2 (docs/performance.md). Channels past the last whole
-// vector take the same two halves one lane at a time.
+// square root) that the out-of-order window overlaps with too few others; each pass is a chain of about
+// half that length whose iterations are independent (docs/performance.md, "Design notes"). Channels past
+// the last whole vector take the same two halves one lane at a time.
 template <simd::VectorBackend B>
 void rg_lru_rows(const float* x, const float* gate_x, const float* gate_a, const float* log_a_scale,
                  const int* segment_pos, std::size_t tokens, std::size_t width, float* h, const float* multiplier,
@@ -226,8 +226,8 @@ void rg_lru_rows(const float* x, const float* gate_x, const float* gate_a, const
   // one contiguous stream per array, which the hardware prefetcher follows into L2, so the software one
   // only brings lines into L1, just ahead. Over part of each row (channels split across threads) the walk
   // jumps a row every few KiB and the hardware prefetcher restarts at each jump; there lines are fetched
-  // further ahead and into L2 only: that many lines in flight into L1 likely exceed its outstanding-miss
-  // slots (two threads: 10–20% faster than the L1 hint, which stays 8% ahead on one thread over whole rows).
+  // further ahead and into L2 only: that many lines in flight into L1 would likely exceed its
+  // outstanding-miss slots.
   constexpr std::size_t floats_per_line = 64 / sizeof(float);
   const std::size_t span = c_end - c_begin;
   const bool whole_rows = span == width;

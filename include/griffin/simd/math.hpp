@@ -1,11 +1,11 @@
 // 2^y, 2^y - 1 and the sigmoid written once over the vector policy, for the RG-LRU's gates and decay.
 //
 // The libraries' general exp (B::exp) costs about 30 vector operations, and the RG-LRU evaluates three
-// exponentials per channel and token: with it the scan was compute-bound at a third of its streaming
-// floor (docs/performance.md). These split y = n + f with n = round(y) and f = y - n (exact, |f| ≤ 1/2),
-// take 2^f from a short polynomial and 2^n exactly from its exponent bits: about 12 operations,
-// within 3e-7 relative error (tests/test_simd_backends.cpp). Base 2 saves the two-part ln 2 reduction a
-// natural exp needs; the RG-LRU computes its decay in base 2 from the start.
+// exponentials per channel and token: with it the scan is bound by its arithmetic, well short of its
+// streaming floor (docs/performance.md, "Design notes"). These split y = n + f with n = round(y) and
+// f = y - n (exact, |f| ≤ 1/2), take 2^f from a short polynomial and 2^n exactly from its exponent bits:
+// about 12 operations, within 3e-7 relative error (tests/test_simd_backends.cpp). Base 2 saves the two-part
+// ln 2 reduction a natural exp needs; the RG-LRU computes its decay in base 2 from the start.
 #pragma once
 
 #include "griffin/simd/backend.hpp"

@@ -21,8 +21,8 @@
 
 namespace griffin::simd {
 
-// xsimd 8.1 has no bf16 widening, no horizontal max, and its AVX-512 fma is an unfused a * b + c, so
-// those three use x86 intrinsics when Arch's register type allows and portable code otherwise.
+// xsimd 8.1 has no bf16 widening, no horizontal max and no transpose, and its AVX-512 fma is an unfused
+// a * b + c, so those four use x86 intrinsics when Arch's register type allows and portable code otherwise.
 template <class Arch = xsimd::default_arch>
 struct BasicXsimd {
   static constexpr const char* name = "xsimd";
