@@ -4,8 +4,9 @@
 // `run<Backend>(state, config)` template; `register_kernel_benchmarks<Preset>()` registers each one of
 // `KernelList` on each backend of simd::AllBackends, once with the compile-time preset and once with its
 // run-time twin (the config read from config.json), under the name kernel/preset/static|dynamic/backend.
-// Sizes reach the kernels through the config, so the static runs see compile-time constants wherever
-// a kernel is inlined; kernels whose sizes come from a Matrix (the linears) run the same code in both.
+// Sizes reach the kernels through the config's extents, so the static runs see compile-time constants where
+// kernel_extent keeps them (sizes up to 1024: the presets' head dim, block width and Conv1D taps); the
+// presets' widths are larger and reach the linears at run time, so those run the same code in both.
 //
 // Every benchmark reports, per second of real time: `tokens` (rows processed), `bytes` (what the kernel
 // must read and write at least once, STREAM's convention), `FLOP` (multiply-adds × 2 where that is the
@@ -158,8 +159,8 @@ struct Linear {
     std::vector<float> bias(F, 0.01f), y(T * F);
     ThreadPool pool(threads);
     const double bytes = double(w[0].size_bytes()) + 4.0 * (T * (D + F) + F);
-    // One sweep over every copy first: the first read of freshly made memory ran up to 80× slower on the
-    // Zen 5 VM (67 ms against 0.85 for a 39 MB bf16 matrix), and a short run visits each copy only once.
+    // One sweep over every copy first: the first read of freshly made memory is many times slower (page
+    // faults; docs/performance.md, Design notes), and a short run visits each copy only once.
     const auto shape = blocks::linear_shape(F, D);
     for (const Matrix& m : w)
       blocks::parallel_linear<B>(pool, x.data(), T, m, bias.data(), y.data(), std::nullopt, std::nullopt, shape);

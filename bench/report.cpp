@@ -427,7 +427,7 @@ void model_rows(Table& table, const Anchors& a, const Options& o) {
 }
 
 // The shipped demo model (models/kjv-griffin, 2.8M parameters, bf16), decoding one sequence: the small model a
-// program embeds. Its weights (5.5 MB) live in L3, so its floor is the larger of its FLOPs at one thread's
+// program embeds. Its weights (5.7 MB as loaded) live in L3, so its floor is the larger of its FLOPs at one thread's
 // FMA peak and its weight bytes at one thread's L3 read bandwidth (a read loop over a set of the same size).
 // The static preset against the same checkpoint read at run time, and two threads against one, are
 // measured alternately in this run, best of three rounds each.
@@ -456,8 +456,8 @@ void kjv_rows(Table& table, const Anchors& a, const Options& o) {
   table.add({"kjv_l3_read_1t", l3_read, "GB/s", "read_1t", a.read[1]});
 }
 
-// The RG-LRU scan and Conv1D over T × 2560 channels (T = 8192: 84 MB per array, 420 MB in all; with
-// T = 2048, 105 MB, part of it came from cache on the Zen 5 VM, see main_memory_min_bytes) against
+// The RG-LRU scan and Conv1D over T × 2560 channels (T = 8192: 84 MB per array, 420 MB in all, beyond
+// main_memory_min_bytes so none of it comes from cache) against
 // the time just moving their bytes takes at triad bandwidth, on 1 and o.threads threads. The arrays are
 // head-major, [10 heads][T][256], and the threads split the heads, as the recurrent block runs them in a
 // prefill (blocks/recurrent.hpp); the fused scan the block calls (gates, scan and the output gate, five
@@ -465,10 +465,9 @@ void kjv_rows(Table& table, const Anchors& a, const Options& o) {
 // place): repeated in place, the timing loop would shrink the values towards subnormals. That costs it a
 // read for ownership of the output that the five streams counted do not include. Their anchor is a triad measured right before and after each kernel (the
 // faster of the two readings), on arrays allocated beside the kernel's own: streaming bandwidth depends on
-// the state the memory was handed out in. On the Zen 4 VM, after the 5.4 GB model rows, fresh arrays
-// streamed up to 1.4× (one thread) and 1.9× (two) faster than at the start of the run, for the triad and
-// the kernels alike, so the opening triad would flatter them (docs/performance.md). The last row per thread
-// count shows that drift.
+// the state the memory was handed out in, and fresh arrays late in a run can stream faster than at its start,
+// so the opening triad would flatter them (docs/performance.md, "Memory state within a run"). The last row per
+// thread count shows that drift.
 void streaming_rows(Table& table, const Anchors& a, const Options& o) {
   const std::size_t T = o.quick ? 512 : 8192, E = 2560, H = 10, bw = E / H;
   constexpr std::size_t K = 4;

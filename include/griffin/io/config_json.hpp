@@ -155,7 +155,9 @@ class FieldReader {
     if (v && !(f.null_is_default && v->is_null())) {
       const std::size_t n = r_.size(f.json_key, *v);
       if (n % f.json_factor != 0)
-        r_.fail(f.json_key, std::to_string(n) + " is odd; the MLP width is half of it");
+        r_.fail(f.json_key, std::to_string(n) + (f.json_factor == 2 ? " is odd" : " is not a multiple of " +
+                                                  std::to_string(f.json_factor)) +
+                                "; " + std::string(f.name) + " is 1/" + std::to_string(f.json_factor) + " of it");
       size = n / f.json_factor;
       return;
     }
