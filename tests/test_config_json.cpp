@@ -1,10 +1,12 @@
 // Reading config.json (griffin/io/config_json.hpp): the golden configs, defaults and alternative
-// spellings, and every malformed config refused with the key and value named.
+// spellings, every malformed config refused with the key and value named, and every field of the field
+// table (griffin/config.hpp) read from its key and written back under it.
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -35,16 +37,16 @@ DynamicConfig parse_edited(const nlohmann::json& j) {
 
 TEST_CASE("tiny-griffin config.json parses to the right values") {
   const DynamicConfig c = griffin::io::read_config_json(data_dir / "tiny-griffin" / "config.json");
-  CHECK(c.vocab_size == 512);
-  CHECK(c.width == 128);
-  CHECK(c.mlp_width == 384);
-  CHECK(c.depth == 6);
-  CHECK(c.num_heads == 4);
-  CHECK(c.num_kv_heads == 1);
-  CHECK(c.head_dim == 32);
-  CHECK(c.lru_width == 192);
-  CHECK(c.attention_window == 24);
-  CHECK(c.conv_width == 4);
+  CHECK(c.sizes.vocab_size == 512);
+  CHECK(c.sizes.width == 128);
+  CHECK(c.sizes.mlp_width == 384);
+  CHECK(c.sizes.depth == 6);
+  CHECK(c.sizes.num_heads == 4);
+  CHECK(c.sizes.num_kv_heads == 1);
+  CHECK(c.sizes.head_dim == 32);
+  CHECK(c.sizes.lru_width == 192);
+  CHECK(c.sizes.attention_window == 24);
+  CHECK(c.sizes.conv_width == 4);
   CHECK(c.pattern.blocks ==
         std::vector<BlockType>{BlockType::recurrent, BlockType::recurrent, BlockType::local_attention});
   CHECK(c.hyper.logits_soft_cap == 30.0f);
@@ -63,28 +65,28 @@ TEST_CASE("the other golden configs parse to the right values") {
   const auto hawk = griffin::io::read_config_json(data_dir / "tiny-hawk-bf16" / "config.json");
   CHECK(hawk.pattern.blocks == std::vector<BlockType>{BlockType::recurrent});
   CHECK(hawk.weight_type == griffin::WeightType::bf16);
-  CHECK(hawk.vocab_size == 300);
-  CHECK(hawk.width == 64);
-  CHECK(hawk.lru_width == 64);
-  CHECK(hawk.mlp_width == 192);
-  CHECK(hawk.depth == 4);
-  CHECK(hawk.num_heads == 2);
+  CHECK(hawk.sizes.vocab_size == 300);
+  CHECK(hawk.sizes.width == 64);
+  CHECK(hawk.sizes.lru_width == 64);
+  CHECK(hawk.sizes.mlp_width == 192);
+  CHECK(hawk.sizes.depth == 4);
+  CHECK(hawk.sizes.num_heads == 2);
   CHECK_FALSE(hawk.has_attention());
 
   const auto mqa = griffin::io::read_config_json(data_dir / "tiny-mqa" / "config.json");
   CHECK(mqa.pattern.blocks == std::vector<BlockType>{BlockType::local_attention});
-  CHECK(mqa.attention_window == 4096);
+  CHECK(mqa.sizes.attention_window == 4096);
   CHECK(mqa.hyper.logits_soft_cap == 0.0f);
   CHECK_FALSE(mqa.hyper.embeddings_scale_by_sqrt_dim);
-  CHECK(mqa.num_heads == 3);
-  CHECK(mqa.head_dim == 32);
-  CHECK(mqa.mlp_width == 288);
+  CHECK(mqa.sizes.num_heads == 3);
+  CHECK(mqa.sizes.head_dim == 32);
+  CHECK(mqa.sizes.mlp_width == 288);
 
   const auto kjv = griffin::io::read_config_json(data_dir / "kjv-griffin" / "config.json");
-  CHECK(kjv.width == 192);
-  CHECK(kjv.head_dim == 48);
-  CHECK(kjv.mlp_width == 576);
-  CHECK(kjv.attention_window == 64);
+  CHECK(kjv.sizes.width == 192);
+  CHECK(kjv.sizes.head_dim == 48);
+  CHECK(kjv.sizes.mlp_width == 576);
+  CHECK(kjv.sizes.attention_window == 64);
   CHECK(kjv.hyper.bos_token_id == 10);
   CHECK(kjv.hyper.eos_token_id == 0);
   CHECK(kjv.weight_type == griffin::WeightType::bf16);
@@ -101,11 +103,11 @@ TEST_CASE("config.json defaults and alternative spellings") {
   j["transformers_version"] = "4.40.0";
   j["use_cache"] = true;
   const auto c = parse_edited(j);
-  CHECK(c.num_kv_heads == 1);
-  CHECK(c.head_dim == 32);    // hidden_size / num_attention_heads
-  CHECK(c.lru_width == 128);  // hidden_size
-  CHECK(c.conv_width == 4);
-  CHECK(c.attention_window == 2048);
+  CHECK(c.sizes.num_kv_heads == 1);
+  CHECK(c.sizes.head_dim == 32);    // hidden_size / num_attention_heads
+  CHECK(c.sizes.lru_width == 128);  // hidden_size
+  CHECK(c.sizes.conv_width == 4);
+  CHECK(c.sizes.attention_window == 2048);
   CHECK(c.hyper.logits_soft_cap == 30.0f);
   CHECK(c.weight_type == griffin::WeightType::f32);
   CHECK(c.pattern.period() == 3);
