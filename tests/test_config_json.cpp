@@ -238,3 +238,120 @@ TEST_CASE("malformed config.json is refused with the key and value named") {
                          doctest::Contains("nope.json: cannot open"), LoadError);
   }
 }
+
+// ---- The field table (griffin/config.hpp's visit_fields) is what the reader reads ----
+
+namespace {
+
+using griffin::FlagField;
+using griffin::NumberField;
+using griffin::SizeField;
+using griffin::TokenField;
+
+// A value for `field`'s key other than tiny-griffin's (or its default), that still describes a valid model:
+// sizes doubled, numbers halved, flags flipped, token ids moved. num_key_value_heads has no other valid value.
+template <class Field>
+nlohmann::json other_value(const Field& f, const nlohmann::json& base) {
+  const std::string key(f.json_key);
+  if constexpr (std::is_same_v<Field, SizeField>) {
+    return base.at(key).get<std::size_t>() * 2;
+  } else if constexpr (std::is_same_v<Field, NumberField>) {
+    return double(float(base.value(key, double(f.fallback))) * 0.5f);  // a float, as the field holds it
+  } else if constexpr (std::is_same_v<Field, FlagField>) {
+    return !base.value(key, f.fallback);
+  } else {
+    return base.value(key, f.fallback) + 3;
+  }
+}
+
+bool changeable(const SizeField& f) { return f.json_key != "num_key_value_heads"; }
+template <class Field>
+bool changeable(const Field&) {
+  return true;
+}
+
+// The field's value in a config, as config.json spells it (a size times its json_factor).
+template <class Field>
+nlohmann::json value_in(const Field& f, const DynamicConfig& c) {
+  if constexpr (std::is_same_v<Field, SizeField>) return c.sizes.*f.member * f.json_factor;
+  else if constexpr (std::is_same_v<Field, NumberField>) return double(c.hyper.*f.member);
+  else return c.hyper.*f.member;
+}
+
+// Every field of two configs, by key, that differs.
+std::vector<std::string> differing_fields(const DynamicConfig& a, const DynamicConfig& b) {
+  std::vector<std::string> keys;
+  griffin::visit_fields([&](const auto& f) {
+    if (value_in(f, a) != value_in(f, b)) keys.emplace_back(f.json_key);
+  });
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("every field of the table is read from its config.json key, and from nothing else") {
+  const nlohmann::json base = base_config();
+  const DynamicConfig original = parse_edited(base);
+  griffin::visit_fields([&](const auto& f) {
+    const std::string key(f.json_key);
+    CAPTURE(key);
+    nlohmann::json j = base;
+    if (!changeable(f)) {
+      // The one value it may hold is checked: another is refused, naming the key.
+      j[key] = 2;
+      CHECK_THROWS_WITH_AS(parse_edited(j), doctest::Contains("num_key_value_heads must be 1"), ConfigError);
+      return;
+    }
+    j[key] = other_value(f, base);
+    const DynamicConfig c = parse_edited(j);
+    CHECK(value_in(f, c) == j[key]);
+    // No other field moved.
+    CHECK(differing_fields(c, original) == std::vector<std::string>{key});
+    // A misspelt key is refused, never read as the default.
+    nlohmann::json typo = base;
+    typo[key + "s"] = j[key];
+    CHECK_THROWS_WITH_AS(parse_edited(typo), doctest::Contains(("unknown key \"" + key + "s\"").c_str()), ConfigError);
+  });
+}
+
+TEST_CASE("a size config.json holds a multiple of (json_factor) refuses a value that is not one") {
+  std::size_t factor_fields = 0;
+  griffin::visit_sizes([&](const SizeField& f) {
+    if (f.json_factor == 1) return;
+    ++factor_fields;
+    const std::string key(f.json_key);
+    CAPTURE(key);
+    nlohmann::json j = base_config();
+    const std::size_t odd = j.at(key).get<std::size_t>() + 1;
+    j[key] = odd;
+    const std::string message = key + ": " + std::to_string(odd) + " is odd";
+    CHECK_THROWS_WITH_AS(parse_edited(j), doctest::Contains(message.c_str()), ConfigError);
+  });
+  CHECK(factor_fields == 1);  // intermediate_size = 2 × mlp_width
+}
+
+TEST_CASE("every field written back under its key, as griffin info lists them, reads back the same config") {
+  // Every field away from tiny-griffin's values and from the defaults at once, so a field the listing
+  // missed would come back as its default (or tiny-griffin's value) and differ.
+  nlohmann::json changed = base_config();
+  const nlohmann::json base = changed;
+  griffin::visit_fields([&](const auto& f) {
+    if (changeable(f)) changed[std::string(f.json_key)] = other_value(f, base);
+  });
+  const DynamicConfig c = parse_edited(changed);
+  DynamicConfig defaults;
+  std::vector<std::string> at_default;
+  griffin::visit_fields([&](const auto& f) {
+    if constexpr (!std::is_same_v<std::remove_cvref_t<decltype(f)>, SizeField>)
+      if (value_in(f, c) == value_in(f, defaults)) at_default.emplace_back(f.json_key);
+  });
+  CHECK(at_default.empty());
+
+  nlohmann::json listed = nlohmann::json::object();
+  griffin::visit_fields([&](const auto& f) { listed[std::string(f.json_key)] = value_in(f, c); });
+  listed["block_types"] = base.at("block_types");
+  const DynamicConfig back = parse_edited(listed);
+  CHECK(back.sizes == c.sizes);
+  CHECK(differing_fields(back, c).empty());
+  CHECK(back.pattern.blocks == c.pattern.blocks);
+}
