@@ -23,7 +23,11 @@ class IdTokenizer final : public Tokenizer {
   std::vector<int> encode(std::string_view) const override { return {}; }
   std::string decode(std::span<const int> tokens) const override {
     std::string s;
-    for (int t : tokens) s += "<" + std::to_string(t) + ">";
+    for (int t : tokens) {  // piecewise: GCC 12 warns (-Wrestrict, a false positive) about "<" + std::string
+      s += '<';
+      s += std::to_string(t);
+      s += '>';
+    }
     return s;
   }
 };

@@ -39,10 +39,11 @@ const fs::path data_dir = GRIFFIN_TEST_DATA;
 
 // What the spec's checkpoint table says a model with this config holds.
 std::map<std::string, Shape> expected_tensors(const DynamicConfig& c) {
-  const std::size_t V = c.vocab_size, D = c.width, E = c.lru_width, H = c.num_heads, Dh = c.head_dim, F = c.mlp_width,
-                    K = c.conv_width, KV = c.num_kv_heads;
+  const griffin::Shape& s = c.sizes;
+  const std::size_t V = s.vocab_size, D = s.width, E = s.lru_width, H = s.num_heads, Dh = s.head_dim, F = s.mlp_width,
+                    K = s.conv_width, KV = s.num_kv_heads;
   std::map<std::string, Shape> m{{"model.embed_tokens.weight", {V, D}}, {"model.final_norm.weight", {D}}};
-  for (std::size_t i = 0; i < c.depth; ++i) {
+  for (std::size_t i = 0; i < c.sizes.depth; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     m[p + "temporal_pre_norm.weight"] = {D};
     m[p + "channel_pre_norm.weight"] = {D};
@@ -147,11 +148,11 @@ TEST_CASE("golden output files open with the documented tensors") {
     CHECK(logits->dtype == DType::f32);
     REQUIRE(tokens->shape.size() == 2);
     const std::size_t B = tokens->shape[0], T = tokens->shape[1];
-    CHECK(logits->shape == Shape{B, T, config.vocab_size});
+    CHECK(logits->shape == Shape{B, T, config.sizes.vocab_size});
     const auto p = griffin::io::to_i32(*prefill);
     REQUIRE(p.size() == 1);
-    CHECK(decode->shape == Shape{B, T - static_cast<std::size_t>(p[0]), config.vocab_size});
-    for (std::int32_t tok : griffin::io::to_i32(*tokens)) CHECK(static_cast<std::size_t>(tok) < config.vocab_size);
+    CHECK(decode->shape == Shape{B, T - static_cast<std::size_t>(p[0]), config.sizes.vocab_size});
+    for (std::int32_t tok : griffin::io::to_i32(*tokens)) CHECK(static_cast<std::size_t>(tok) < config.sizes.vocab_size);
   }
 }
 

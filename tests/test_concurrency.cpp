@@ -2,7 +2,8 @@
 // (whose ThreadPool takes concurrent callers in turn) or through its own Model sharing the weights
 // (model.with_threads(n)). Every thread must produce exactly what the same sequence produces when the
 // sequences run one after another; the pool splits work by output ranges, so results are bit-identical
-// for any thread count. Run under ThreadSanitizer by scripts/sanitize.sh.
+// for any thread count. The models split every job they can (min_part_work 0), however small, so the pools'
+// workers really run beside the callers' threads. Run under ThreadSanitizer by scripts/sanitize.sh.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -84,6 +85,7 @@ void check_same(const std::vector<std::vector<float>>& got, const std::vector<st
 Model<> golden_model(std::size_t threads) {
   LoadOptions options;
   options.threads = threads;
+  options.min_part_work = 0;
   return load_model(test::data_dir() / "tiny-griffin", options);
 }
 
@@ -117,7 +119,7 @@ TEST_CASE("threads with their own Model sharing the weights match sequential run
 }
 
 TEST_CASE("a refused call on one thread does not disturb the others") {
-  const auto model = test::tiny_random_model(test::tiny_random_config(), 2);
+  const auto model = test::tiny_random_model(test::tiny_random_config(), 2, 7, 0);
   const auto reference = one_after_another(model);
   std::atomic<bool> stop{false};
   std::atomic<std::size_t> refused{0};
@@ -163,14 +165,17 @@ TEST_CASE("buffers the threads split by channels start on a cache line") {
   State state = model.new_state();
   model.prefill(state, prompt_for(1, model.config().sizes.vocab_size));
   const auto on_line = [](const float* p) { return reinterpret_cast<std::uintptr_t>(p) % cache_line_bytes == 0; };
+  // The buffers themselves, as the blocks are handed them.
   std::size_t recurrent_layers = 0;
-  for (const auto& layer : state.layers()) {
+  for (std::size_t i = 0; i < model.config().sizes.depth; ++i) {
+    const LayerState& layer = detail::StateAccess::layer(state, i);
     if (layer.type != BlockType::recurrent) continue;
     ++recurrent_layers;
     CHECK(on_line(layer.rg_lru.data()));
     CHECK(on_line(layer.conv.data()));
   }
   CHECK(recurrent_layers > 0);
+  Workspace& workspace = detail::StateAccess::workspace(state);
   for (std::size_t b = 0; b < Workspace::buffer_count; ++b)
-    CHECK(on_line(state.workspace().get(Workspace::Buffer(b), 1 + b).data()));
+    CHECK(on_line(workspace.get(Workspace::Buffer(b), 1 + b).data()));
 }

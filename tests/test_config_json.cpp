@@ -1,10 +1,12 @@
 // Reading config.json (griffin/io/config_json.hpp): the golden configs, defaults and alternative
-// spellings, and every malformed config refused with the key and value named.
+// spellings, every malformed config refused with the key and value named, and every field of the field
+// table (griffin/config.hpp) read from its key and written back under it.
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -35,16 +37,16 @@ DynamicConfig parse_edited(const nlohmann::json& j) {
 
 TEST_CASE("tiny-griffin config.json parses to the right values") {
   const DynamicConfig c = griffin::io::read_config_json(data_dir / "tiny-griffin" / "config.json");
-  CHECK(c.vocab_size == 512);
-  CHECK(c.width == 128);
-  CHECK(c.mlp_width == 384);
-  CHECK(c.depth == 6);
-  CHECK(c.num_heads == 4);
-  CHECK(c.num_kv_heads == 1);
-  CHECK(c.head_dim == 32);
-  CHECK(c.lru_width == 192);
-  CHECK(c.attention_window == 24);
-  CHECK(c.conv_width == 4);
+  CHECK(c.sizes.vocab_size == 512);
+  CHECK(c.sizes.width == 128);
+  CHECK(c.sizes.mlp_width == 384);
+  CHECK(c.sizes.depth == 6);
+  CHECK(c.sizes.num_heads == 4);
+  CHECK(c.sizes.num_kv_heads == 1);
+  CHECK(c.sizes.head_dim == 32);
+  CHECK(c.sizes.lru_width == 192);
+  CHECK(c.sizes.attention_window == 24);
+  CHECK(c.sizes.conv_width == 4);
   CHECK(c.pattern.blocks ==
         std::vector<BlockType>{BlockType::recurrent, BlockType::recurrent, BlockType::local_attention});
   CHECK(c.hyper.logits_soft_cap == 30.0f);
@@ -63,28 +65,28 @@ TEST_CASE("the other golden configs parse to the right values") {
   const auto hawk = griffin::io::read_config_json(data_dir / "tiny-hawk-bf16" / "config.json");
   CHECK(hawk.pattern.blocks == std::vector<BlockType>{BlockType::recurrent});
   CHECK(hawk.weight_type == griffin::WeightType::bf16);
-  CHECK(hawk.vocab_size == 300);
-  CHECK(hawk.width == 64);
-  CHECK(hawk.lru_width == 64);
-  CHECK(hawk.mlp_width == 192);
-  CHECK(hawk.depth == 4);
-  CHECK(hawk.num_heads == 2);
+  CHECK(hawk.sizes.vocab_size == 300);
+  CHECK(hawk.sizes.width == 64);
+  CHECK(hawk.sizes.lru_width == 64);
+  CHECK(hawk.sizes.mlp_width == 192);
+  CHECK(hawk.sizes.depth == 4);
+  CHECK(hawk.sizes.num_heads == 2);
   CHECK_FALSE(hawk.has_attention());
 
   const auto mqa = griffin::io::read_config_json(data_dir / "tiny-mqa" / "config.json");
   CHECK(mqa.pattern.blocks == std::vector<BlockType>{BlockType::local_attention});
-  CHECK(mqa.attention_window == 4096);
+  CHECK(mqa.sizes.attention_window == 4096);
   CHECK(mqa.hyper.logits_soft_cap == 0.0f);
   CHECK_FALSE(mqa.hyper.embeddings_scale_by_sqrt_dim);
-  CHECK(mqa.num_heads == 3);
-  CHECK(mqa.head_dim == 32);
-  CHECK(mqa.mlp_width == 288);
+  CHECK(mqa.sizes.num_heads == 3);
+  CHECK(mqa.sizes.head_dim == 32);
+  CHECK(mqa.sizes.mlp_width == 288);
 
   const auto kjv = griffin::io::read_config_json(data_dir / "kjv-griffin" / "config.json");
-  CHECK(kjv.width == 192);
-  CHECK(kjv.head_dim == 48);
-  CHECK(kjv.mlp_width == 576);
-  CHECK(kjv.attention_window == 64);
+  CHECK(kjv.sizes.width == 192);
+  CHECK(kjv.sizes.head_dim == 48);
+  CHECK(kjv.sizes.mlp_width == 576);
+  CHECK(kjv.sizes.attention_window == 64);
   CHECK(kjv.hyper.bos_token_id == 10);
   CHECK(kjv.hyper.eos_token_id == 0);
   CHECK(kjv.weight_type == griffin::WeightType::bf16);
@@ -101,11 +103,11 @@ TEST_CASE("config.json defaults and alternative spellings") {
   j["transformers_version"] = "4.40.0";
   j["use_cache"] = true;
   const auto c = parse_edited(j);
-  CHECK(c.num_kv_heads == 1);
-  CHECK(c.head_dim == 32);    // hidden_size / num_attention_heads
-  CHECK(c.lru_width == 128);  // hidden_size
-  CHECK(c.conv_width == 4);
-  CHECK(c.attention_window == 2048);
+  CHECK(c.sizes.num_kv_heads == 1);
+  CHECK(c.sizes.head_dim == 32);    // hidden_size / num_attention_heads
+  CHECK(c.sizes.lru_width == 128);  // hidden_size
+  CHECK(c.sizes.conv_width == 4);
+  CHECK(c.sizes.attention_window == 2048);
   CHECK(c.hyper.logits_soft_cap == 30.0f);
   CHECK(c.weight_type == griffin::WeightType::f32);
   CHECK(c.pattern.period() == 3);
@@ -235,4 +237,121 @@ TEST_CASE("malformed config.json is refused with the key and value named") {
     CHECK_THROWS_WITH_AS(griffin::io::read_config_json(scratch("config") / "nope.json"),
                          doctest::Contains("nope.json: cannot open"), LoadError);
   }
+}
+
+// ---- The field table (griffin/config.hpp's visit_fields) is what the reader reads ----
+
+namespace {
+
+using griffin::FlagField;
+using griffin::NumberField;
+using griffin::SizeField;
+using griffin::TokenField;
+
+// A value for `field`'s key other than tiny-griffin's (or its default), that still describes a valid model:
+// sizes doubled, numbers halved, flags flipped, token ids moved. num_key_value_heads has no other valid value.
+template <class Field>
+nlohmann::json other_value(const Field& f, const nlohmann::json& base) {
+  const std::string key(f.json_key);
+  if constexpr (std::is_same_v<Field, SizeField>) {
+    return base.at(key).get<std::size_t>() * 2;
+  } else if constexpr (std::is_same_v<Field, NumberField>) {
+    return double(float(base.value(key, double(f.fallback))) * 0.5f);  // a float, as the field holds it
+  } else if constexpr (std::is_same_v<Field, FlagField>) {
+    return !base.value(key, f.fallback);
+  } else {
+    return base.value(key, f.fallback) + 3;
+  }
+}
+
+bool changeable(const SizeField& f) { return f.json_key != "num_key_value_heads"; }
+template <class Field>
+bool changeable(const Field&) {
+  return true;
+}
+
+// The field's value in a config, as config.json spells it (a size times its json_factor).
+template <class Field>
+nlohmann::json value_in(const Field& f, const DynamicConfig& c) {
+  if constexpr (std::is_same_v<Field, SizeField>) return c.sizes.*f.member * f.json_factor;
+  else if constexpr (std::is_same_v<Field, NumberField>) return double(c.hyper.*f.member);
+  else return c.hyper.*f.member;
+}
+
+// Every field of two configs, by key, that differs.
+std::vector<std::string> differing_fields(const DynamicConfig& a, const DynamicConfig& b) {
+  std::vector<std::string> keys;
+  griffin::visit_fields([&](const auto& f) {
+    if (value_in(f, a) != value_in(f, b)) keys.emplace_back(f.json_key);
+  });
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("every field of the table is read from its config.json key, and from nothing else") {
+  const nlohmann::json base = base_config();
+  const DynamicConfig original = parse_edited(base);
+  griffin::visit_fields([&](const auto& f) {
+    const std::string key(f.json_key);
+    CAPTURE(key);
+    nlohmann::json j = base;
+    if (!changeable(f)) {
+      // The one value it may hold is checked: another is refused, naming the key.
+      j[key] = 2;
+      CHECK_THROWS_WITH_AS(parse_edited(j), doctest::Contains("num_key_value_heads must be 1"), ConfigError);
+      return;
+    }
+    j[key] = other_value(f, base);
+    const DynamicConfig c = parse_edited(j);
+    CHECK(value_in(f, c) == j[key]);
+    // No other field moved.
+    CHECK(differing_fields(c, original) == std::vector<std::string>{key});
+    // A misspelt key is refused, never read as the default.
+    nlohmann::json typo = base;
+    typo[key + "s"] = j[key];
+    CHECK_THROWS_WITH_AS(parse_edited(typo), doctest::Contains(("unknown key \"" + key + "s\"").c_str()), ConfigError);
+  });
+}
+
+TEST_CASE("a size config.json holds a multiple of (json_factor) refuses a value that is not one") {
+  std::size_t factor_fields = 0;
+  griffin::visit_sizes([&](const SizeField& f) {
+    if (f.json_factor == 1) return;
+    ++factor_fields;
+    const std::string key(f.json_key);
+    CAPTURE(key);
+    nlohmann::json j = base_config();
+    const std::size_t odd = j.at(key).get<std::size_t>() + 1;
+    j[key] = odd;
+    const std::string message = key + ": " + std::to_string(odd) + " is odd";
+    CHECK_THROWS_WITH_AS(parse_edited(j), doctest::Contains(message.c_str()), ConfigError);
+  });
+  CHECK(factor_fields == 1);  // intermediate_size = 2 × mlp_width
+}
+
+TEST_CASE("every field written back under its key, as griffin info lists them, reads back the same config") {
+  // Every field away from tiny-griffin's values and from the defaults at once, so a field the listing
+  // missed would come back as its default (or tiny-griffin's value) and differ.
+  nlohmann::json changed = base_config();
+  const nlohmann::json base = changed;
+  griffin::visit_fields([&](const auto& f) {
+    if (changeable(f)) changed[std::string(f.json_key)] = other_value(f, base);
+  });
+  const DynamicConfig c = parse_edited(changed);
+  DynamicConfig defaults;
+  std::vector<std::string> at_default;
+  griffin::visit_fields([&](const auto& f) {
+    if constexpr (!std::is_same_v<std::remove_cvref_t<decltype(f)>, SizeField>)
+      if (value_in(f, c) == value_in(f, defaults)) at_default.emplace_back(f.json_key);
+  });
+  CHECK(at_default.empty());
+
+  nlohmann::json listed = nlohmann::json::object();
+  griffin::visit_fields([&](const auto& f) { listed[std::string(f.json_key)] = value_in(f, c); });
+  listed["block_types"] = base.at("block_types");
+  const DynamicConfig back = parse_edited(listed);
+  CHECK(back.sizes == c.sizes);
+  CHECK(differing_fields(back, c).empty());
+  CHECK(back.pattern.blocks == c.pattern.blocks);
 }

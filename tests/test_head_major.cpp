@@ -1,6 +1,6 @@
 // The recurrent block's head-major layout (kernels/activation_layout.hpp) changes where values live, never
 // what they are: gemm reading and writing head-major matrices, Conv1D over one head's rows, and the whole
-// block in either layout give the same bits, on every backend, for any thread count.
+// block in either layout give the same bits, on every backend, at every size, for any thread count.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -11,22 +11,17 @@
 #include "griffin/blocks/recurrent.hpp"
 #include "griffin/kernels/conv1d.hpp"
 #include "griffin/kernels/linear.hpp"
+#include "griffin/matrix.hpp"
+#include "griffin/state.hpp"
 #include "griffin/threads.hpp"
 #include "test_support.hpp"
 #include "tiny_random_model.hpp"
 
 using namespace griffin;
 using kernels::ActivationLayout;
+using test::random_floats;
 
 namespace {
-
-std::vector<float> random_floats(std::size_t n, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // A row-major [rows, cols] matrix copied into `layout`, and back.
 std::vector<float> to_layout(const std::vector<float>& m, std::size_t rows, std::size_t cols, ActivationLayout layout) {
@@ -59,7 +54,7 @@ TEST_CASE("head-major offsets: one [rows, head width] matrix per head, one after
 
 // Sizes with heads that split register tiles (24, 20, 40 against 8 or 16 lanes), K blocks that cross heads
 // (K = 520, 1100 beyond kc), partial row tiles, more rows than a row block, and fewer tokens than gemm
-// needs (a head-major linear takes gemm anyway).
+// needs (a head-major linear takes gemm anyway), for every weight type.
 TEST_CASE_TEMPLATE("gemm reads and writes head-major matrices to the same bits as row-major", B, GRIFFIN_TEST_BACKENDS) {
   struct Case {
     std::size_t tokens, k, n, in_head, out_head;
@@ -67,33 +62,40 @@ TEST_CASE_TEMPLATE("gemm reads and writes head-major matrices to the same bits a
   const Case cases[] = {{13, 96, 96, 24, 24}, {300, 520, 128, 40, 32}, {31, 1100, 100, 100, 20},
                         {3, 64, 64, 16, 16},  {20, 40, 3100, 8, 100}};
   ThreadPool two(2);
-  for (const auto& d : cases) {
-    CAPTURE(d.tokens);
-    CAPTURE(d.k);
-    CAPTURE(d.n);
-    const auto w = random_floats(d.n * d.k, 3);
-    const MatrixView<float> view{w.data(), d.n, d.k};
+  // Outputs split at whole panels (kernels::linear_output_grain), as the blocks split them, and coarser.
+  const auto check = [&](const Case& d, auto view) {
     const auto x = random_floats(d.tokens * d.k, 4), bias = random_floats(d.n, 5);
     std::vector<float> want(d.tokens * d.n);
-    kernels::gemm<B>(x.data(), d.tokens, view, bias.data(), want.data());
-
-    const auto in = ActivationLayout::head_major(d.tokens, d.in_head), out = ActivationLayout::head_major(d.tokens, d.out_head);
+    kernels::reference::matmul(x.data(), d.tokens, view, bias.data(), want.data());
+    const auto in = ActivationLayout::head_major(d.tokens, d.in_head);
+    const auto out = ActivationLayout::head_major(d.tokens, d.out_head);
     const auto x_heads = to_layout(x, d.tokens, d.k, in);
-    for (std::size_t grain : {std::size_t(1), kernels::linear_output_grain<B>(d.tokens), std::size_t(7)}) {
-      CAPTURE(grain);
+    const std::size_t grain = kernels::linear_output_grain<B>(d.tokens);
+    for (std::size_t part : {grain, 2 * grain, 3 * grain}) {
+      CAPTURE(part);
       std::vector<float> y(d.tokens * d.n, NAN);
-      two.parallel_for(d.n, grain, [&](std::size_t n0, std::size_t n1) {
+      two.parallel_for(d.n, part, [&](std::size_t n0, std::size_t n1) {
         kernels::linear<B>(x_heads.data(), in, d.tokens, view, bias.data(), y.data(), out, n0, n1);
       });
       CHECK(from_layout(y, d.tokens, d.n, out) == want);
     }
     // Either side alone.
     std::vector<float> y_rows(d.tokens * d.n, NAN), y_heads(d.tokens * d.n, NAN);
-    kernels::linear<B>(x_heads.data(), in, d.tokens, view, bias.data(), y_rows.data(), ActivationLayout::row_major(d.n), 0, d.n);
-    kernels::linear<B>(x.data(), ActivationLayout::row_major(d.k), d.tokens, view, bias.data(), y_heads.data(), out, 0, d.n);
+    const auto rows_in = ActivationLayout::row_major(d.k), rows_out = ActivationLayout::row_major(d.n);
+    kernels::linear<B>(x_heads.data(), in, d.tokens, view, bias.data(), y_rows.data(), rows_out, 0, d.n);
+    kernels::linear<B>(x.data(), rows_in, d.tokens, view, bias.data(), y_heads.data(), out, 0, d.n);
     CHECK(y_rows == want);
     CHECK(from_layout(y_heads, d.tokens, d.n, out) == want);
-  }
+  };
+  for (const auto& d : cases)
+    for (WeightType type : {WeightType::f32, WeightType::bf16, WeightType::int8}) {
+      CAPTURE(d.tokens);
+      CAPTURE(d.k);
+      CAPTURE(d.n);
+      CAPTURE(weight_type_name(type));
+      const Matrix w = test::matrix_from_rows(type, random_floats(d.n * d.k, 3), d.n, d.k);
+      w.visit([&](auto view) { check(d, view); });
+    }
 }
 
 TEST_CASE_TEMPLATE("conv1d over one head's rows equals those channels of the row-major chunk", B, GRIFFIN_TEST_BACKENDS) {
@@ -104,14 +106,15 @@ TEST_CASE_TEMPLATE("conv1d over one head's rows equals those channels of the row
   for (const std::size_t tokens : {T, std::size_t(2)}) {  // 2 < K - 1: part of the old state is kept
     CAPTURE(tokens);
     std::vector<float> want(T * E, NAN), want_state = start_state;
-    kernels::conv1d<B>(u.data(), tokens, E, K, taps.data(), bias.data(), positions.data(), want_state.data(), want.data(),
-                       0, E);
+    kernels::conv1d<B>(u.data(), E, tokens, E, Size<dynamic>(K), taps.data(), bias.data(), positions.data(),
+                       want_state.data(), want.data(), 0, E);
     const auto layout = ActivationLayout::head_major(tokens, bw);
     const auto u_heads = to_layout(u, tokens, E, layout);
     std::vector<float> y_heads(T * E, NAN), state = start_state;
     for (std::size_t h = 0; h < heads; ++h)
-      kernels::conv1d<B>(u_heads.data() + h * tokens * bw, bw, tokens, E, K, taps.data() + h * bw, bias.data() + h * bw,
-                         positions.data(), state.data() + h * bw, y_heads.data() + h * tokens * bw, 0, bw);
+      kernels::conv1d<B>(u_heads.data() + h * tokens * bw, bw, tokens, E, Size<dynamic>(K), taps.data() + h * bw,
+                         bias.data() + h * bw, positions.data(), state.data() + h * bw, y_heads.data() + h * tokens * bw,
+                         0, bw);
     const auto got = from_layout(y_heads, tokens, E, layout);
     CHECK(std::vector<float>(got.begin(), got.begin() + std::ptrdiff_t(tokens * E)) ==
           std::vector<float>(want.begin(), want.begin() + std::ptrdiff_t(tokens * E)));
@@ -124,8 +127,8 @@ namespace {
 // A model whose heads are whole vectors for every backend (32 channels) or not (20, 24).
 DynamicConfig recurrent_config(std::size_t lru_width, std::size_t heads) {
   DynamicConfig c = test::tiny_random_config();
-  c.lru_width = Size<dynamic>(lru_width);
-  c.num_heads = Size<dynamic>(heads);
+  c.sizes.lru_width = lru_width;
+  c.sizes.num_heads = heads;
   c.validate();
   return c;
 }
@@ -141,10 +144,11 @@ template <class Backend>
 BlockRun run_block(const Model<DynamicConfig>& model, ThreadPool& pool, std::size_t B, std::size_t T,
                    blocks::RecurrentLayout layout) {
   const DynamicConfig& config = model.config();
-  const std::size_t D = config.width, N = B * T;
+  const std::size_t D = config.sizes.width, N = B * T;
   const RecurrentWeights& rw = model.weights().layers[0].recurrent;
   State state = model.new_state(B + 1);
-  LayerState& ls = state.layers()[0];
+  // A block-level test: the block takes the layer's state and the scratch as the model hands them over.
+  LayerState& ls = detail::StateAccess::layer(state, 0);
   const std::vector<std::size_t> sequences = B == 1 ? std::vector<std::size_t>{1} : std::vector<std::size_t>{2, 0, 1};
   std::vector<float> out;
   for (std::size_t chunk = 0; chunk < 2; ++chunk) {
@@ -155,7 +159,7 @@ BlockRun run_block(const Model<DynamicConfig>& model, ThreadPool& pool, std::siz
         positions[b * T + t] = chunk == 1 && t >= T / 2 ? int(t - T / 2) : int(chunk * T + t);
     std::vector<float> y(N * D, NAN);
     blocks::recurrent_block<Backend>(config, pool, rw, ls, normed.data(), positions.data(), sequences.data(), B, T,
-                                     y.data(), state.workspace(), layout);
+                                     y.data(), detail::StateAccess::workspace(state), layout);
     out.insert(out.end(), y.begin(), y.end());
   }
   return {out, ls};
@@ -164,10 +168,11 @@ BlockRun run_block(const Model<DynamicConfig>& model, ThreadPool& pool, std::siz
 }  // namespace
 
 // Head-major, the block's three linears always go through gemm; row-major, a chunk of fewer than
-// gemm_min_tokens rows goes through gemv, which sums in another order: there the two agree to rounding.
-// Row-major on two threads is checked too: the split must not change a bit in either layout.
+// gemm_min_tokens rows goes through gemv, which computes every output as the same chain: the two layouts
+// give the same bits at every size. Both on two threads too (min_part_work 0, so the pool takes every
+// split the block allows even for these small sizes): the split must not change a bit in either layout.
 TEST_CASE_TEMPLATE("the recurrent block gives the same bits head-major and row-major", B, GRIFFIN_TEST_BACKENDS) {
-  ThreadPool one(1), two(2);
+  ThreadPool one(1), two(2, 0);
   for (const auto& [lru_width, heads] : {std::pair<std::size_t, std::size_t>{64, 2}, {96, 3}, {40, 2}, {72, 3}}) {
     CAPTURE(lru_width);
     CAPTURE(heads);
@@ -176,7 +181,6 @@ TEST_CASE_TEMPLATE("the recurrent block gives the same bits head-major and row-m
     for (const auto& [batch, tokens] : {std::pair<std::size_t, std::size_t>{1, 29}, {3, 9}, {3, 2}, {1, 1}}) {
       CAPTURE(batch);
       CAPTURE(tokens);
-      const bool both_through_gemm = batch * tokens >= kernels::gemm_min_tokens;
       const BlockRun rows = run_block<B>(model, one, batch, tokens, blocks::RecurrentLayout::row_major);
       REQUIRE(std::isfinite(rows.out[0]));
       for (ThreadPool* pool : {&one, &two}) {
@@ -184,19 +188,13 @@ TEST_CASE_TEMPLATE("the recurrent block gives the same bits head-major and row-m
         const BlockRun rows_again = run_block<B>(model, *pool, batch, tokens, blocks::RecurrentLayout::row_major);
         CHECK(rows_again.out == rows.out);
         const BlockRun heads_run = run_block<B>(model, *pool, batch, tokens, blocks::RecurrentLayout::head_major);
-        if (both_through_gemm) {
-          CHECK(heads_run.out == rows.out);
-          CHECK(heads_run.state.rg_lru == rows.state.rg_lru);
-          CHECK(heads_run.state.conv == rows.state.conv);
-        } else {
-          CHECK(test::max_abs_diff(heads_run.out, rows.out) < 1e-5f);
-          CHECK(test::max_abs_diff(heads_run.state.rg_lru, rows.state.rg_lru) < 1e-5f);
-          CHECK(test::max_abs_diff(heads_run.state.conv, rows.state.conv) < 1e-5f);
-        }
-        // Whichever layout `automatic` picks, it is one of the two above (bit for bit the row-major result
-        // wherever the matmuls are the same).
+        CHECK(heads_run.out == rows.out);
+        CHECK(heads_run.state.rg_lru == rows.state.rg_lru);
+        CHECK(heads_run.state.conv == rows.state.conv);
+        // Whichever layout `automatic` picks, it is one of the two above.
         const BlockRun automatic = run_block<B>(model, *pool, batch, tokens, blocks::RecurrentLayout::automatic);
         CHECK(automatic.out == rows.out);
+        CHECK(automatic.state.rg_lru == rows.state.rg_lru);
       }
     }
   }

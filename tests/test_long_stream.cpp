@@ -49,20 +49,20 @@ bool all_finite(std::span<const float> v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
 }
 
-// Every float the state holds is finite, and every attention cache holds at most W keys.
+// Every float the state holds is finite, and every attention cache is a full ring of W keys.
 void check_state(const State& s, std::size_t window) {
-  for (std::size_t i = 0; i < s.layers().size(); ++i) {
-    CAPTURE(i);
-    const LayerState& l = s.layers()[i];
-    CHECK(all_finite(l.rg_lru));
-    CHECK(all_finite(l.conv));
-    for (const KvCache& c : l.kv) {
-      CHECK(c.size() <= window);
-      CHECK(c.slots() == window);
-      CHECK(all_finite(c.key_storage()));
-      CHECK(all_finite(c.value_storage()));
-    }
-  }
+  for (std::size_t b = 0; b < s.batch_size(); ++b)
+    s.visit_buffers(b, [&](const SequenceLayer<false>& l) {
+      CAPTURE(l.layer);
+      CHECK(all_finite(l.rg_lru));
+      CHECK(all_finite(l.conv));
+      if (!l.kv) return;
+      const KvCache::Ring ring = l.kv->ring();
+      CHECK(ring.count == window);
+      CHECK(ring.slots == window);
+      CHECK(all_finite(ring.keys));
+      CHECK(all_finite(ring.values));
+    });
 }
 
 // A fixed pseudo-random token stream (a 64-bit LCG's high bits).
@@ -80,11 +80,11 @@ TEST_CASE("a million decode steps keep memory flat and the state finite") {
   const auto config = test::tiny_random_config();
   const auto model = test::tiny_random_model(config);
   State s = model.new_state();
-  std::vector<float> logits(config.vocab_size);
+  std::vector<float> logits(config.sizes.vocab_size);
   TokenStream tokens;
   std::size_t non_finite_steps = 0;
   auto step = [&] {
-    const int t[1] = {tokens.next(config.vocab_size)};
+    const int t[1] = {tokens.next(config.sizes.vocab_size)};
     model.decode(s, t, logits);
     if (!all_finite(logits)) ++non_finite_steps;
   };
@@ -98,7 +98,7 @@ TEST_CASE("a million decode steps keep memory flat and the state finite") {
   for (std::size_t part = 0; part < checkpoints; ++part) {
     for (std::size_t i = 0; i < (stream_tokens - warm_up) / checkpoints; ++i) step();
     rss_peak = std::max(rss_peak, rss_kib());
-    check_state(s, config.attention_window);
+    check_state(s, config.sizes.attention_window);
   }
   MESSAGE(stream_tokens, " tokens: RSS ", rss_before, " KiB after warm-up, peak ", rss_peak, " KiB");
   CHECK(non_finite_steps == 0);
@@ -109,7 +109,7 @@ TEST_CASE("a million decode steps keep memory flat and the state finite") {
 TEST_CASE("a prompt ten times the window gives the same logits through prefill and through decode") {
   const auto config = test::tiny_random_config();
   const auto model = test::tiny_random_model(config);
-  const std::size_t V = config.vocab_size, T = 10 * config.attention_window;
+  const std::size_t V = config.sizes.vocab_size, W = config.sizes.attention_window, T = 10 * W;
   TokenStream stream;
   std::vector<int> prompt(T);
   for (int& t : prompt) t = stream.next(V);
@@ -125,12 +125,12 @@ TEST_CASE("a prompt ten times the window gives the same logits through prefill a
     const auto row = model.decode(stepped, std::span<const int>(&t, 1));
     decoded.insert(decoded.end(), row.begin(), row.end());
   }
-  // Prefill runs matrix-matrix products and decode matrix-vector ones: they may round differently, but
-  // only at float precision (logits here are of order 1-10).
+  // Prefill runs matrix-matrix products and decode matrix-vector ones, each output the same chain; only
+  // attention's tiled and decode paths add the softmax in another order: they agree at float precision
+  // (logits here are of order 1-10).
   CHECK(test::max_abs_diff(prefilled, decoded) < 1e-4f);
 
-  for (std::size_t chunk : {std::size_t(1), std::size_t(7), config.attention_window.value(), config.attention_window + 1,
-                            std::size_t(100)}) {
+  for (std::size_t chunk : {std::size_t(1), std::size_t(7), W, W + 1, std::size_t(100)}) {
     CAPTURE(chunk);
     State chunked = model.new_state();
     std::vector<float> out;
@@ -142,11 +142,13 @@ TEST_CASE("a prompt ten times the window gives the same logits through prefill a
     CHECK(test::max_abs_diff(out, prefilled) < 1e-4f);
     // The caches hold the same keys, so the states continue identically.
     CHECK(chunked.position() == whole.position());
-    for (std::size_t i = 0; i < config.depth; ++i) {
+    for (std::size_t i = 0; i < config.sizes.depth; ++i) {
       CAPTURE(i);
-      CHECK(test::max_abs_diff(chunked.layers()[i].rg_lru, whole.layers()[i].rg_lru) < 1e-5f);
-      for (std::size_t b = 0; b < chunked.layers()[i].kv.size(); ++b)
-        CHECK(chunked.layers()[i].kv[b].size() == whole.layers()[i].kv[b].size());
+      if (config.block_type(i) == BlockType::recurrent) {
+        CHECK(test::max_abs_diff(chunked.rg_lru(i, 0), whole.rg_lru(i, 0)) < 1e-5f);
+      } else {
+        CHECK(chunked.kv(i, 0).size() == whole.kv(i, 0).size());
+      }
     }
   }
 }
@@ -156,10 +158,10 @@ TEST_CASE("a long prompt in one prefill keeps only the window in the cache") {
   const auto model = test::tiny_random_model(config);
   TokenStream stream;
   std::vector<int> prompt(5000);
-  for (int& t : prompt) t = stream.next(config.vocab_size);
+  for (int& t : prompt) t = stream.next(config.sizes.vocab_size);
   State s = model.new_state();
   const auto logits = model.prefill(s, prompt);
   CHECK(all_finite(logits));
-  check_state(s, config.attention_window);
-  CHECK(s.layers()[2].kv[0].size() == config.attention_window);
+  check_state(s, config.sizes.attention_window);
+  CHECK(s.kv(2, 0).size() == config.sizes.attention_window);
 }

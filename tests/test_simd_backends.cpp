@@ -1,6 +1,7 @@
-// Every vector backend against the C++ standard library, lane by lane: the IEEE operations bit for bit,
-// exp/expm1/tanh within the tolerances stated below, and the edge values kernels rely on (overflow to
-// inf, underflow to 0, saturation of tanh, NaN in NaN out). Then simd/math.hpp's saturating exp, expm1
+// Every vector backend against the C++ standard library, lane by lane: loads (f32, bf16, int8) and the IEEE
+// operations bit for bit, exp/expm1/tanh within the tolerances stated below, and the edge values kernels rely
+// on (overflow to inf, underflow to 0, saturation of tanh, NaN in NaN out); transpose_rows (simd/backend.hpp),
+// with which the gemm packs its operands, against a plain loop. Then simd/math.hpp's saturating exp, expm1
 // and sigmoid, built from the policy, on every backend against long double.
 #include <doctest/doctest.h>
 
@@ -155,6 +156,22 @@ TEST_CASE("load_bf16 widens every bfloat16 bit pattern exactly") {
           const std::uint32_t want = std::uint32_t{all[i + k].bits} << 16;
           if (std::bit_cast<std::uint32_t>(lanes[k]) != want) ++mismatches;
         }
+      }
+      CHECK(mismatches == 0);
+    }
+  });
+}
+
+TEST_CASE("load_i8 converts every int8 value exactly") {
+  std::vector<std::int8_t> all(256 + 64);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int8_t>(int(i % 256) - 128);
+  for_each_tested_backend([&]<class B>() {
+    SUBCASE(label<B>().c_str()) {
+      std::size_t mismatches = 0;
+      for (std::size_t i = 1; i + B::lanes <= all.size(); i += B::lanes) {  // from element 1: not vector-aligned
+        float lanes[B::lanes];
+        B::store(lanes, B::load_i8(all.data() + i));
+        for (std::size_t l = 0; l < B::lanes; ++l) mismatches += lanes[l] != float(all[i + l]);
       }
       CHECK(mismatches == 0);
     }
@@ -370,6 +387,53 @@ TEST_CASE("reduce_add and reduce_max are exact on small integers, whichever lane
       }
       CHECK(B::reduce_add(B::set(1.0f)) == static_cast<float>(L));
       CHECK(B::reduce_max(B::set(-kInf)) == -kInf);
+    }
+  });
+}
+
+TEST_CASE("transpose_rows writes element j of row i at dst[j · stride + i], for any count and length") {
+  // Row i holds 1000·i + j + 1: every element distinct and non-zero.
+  std::vector<std::vector<float>> data(8);
+  for (std::size_t i = 0; i < 8; ++i)
+    for (std::size_t j = 0; j < 40; ++j) data[i].push_back(float(1000 * i + j + 1));
+  const float* rows[8];
+  for (std::size_t i = 0; i < 8; ++i) rows[i] = data[i].data() + 1;  // from element 1: not vector-aligned
+  constexpr float untouched = -1.0f;
+  for_each_tested_backend([&]<class B>() {
+    SUBCASE(label<B>().c_str()) {
+      // Fewer rows than eight go one element at a time; eight rows take the 8 × 8 blocks a backend may have,
+      // then a tail of columns (lengths around and past multiples of 8).
+      for (std::size_t count = 1; count <= 8; ++count)
+        for (std::size_t cols : {std::size_t(1), std::size_t(7), std::size_t(8), std::size_t(9), std::size_t(17),
+                                 std::size_t(33)})
+          for (std::size_t stride : {count, std::size_t(8), std::size_t(11)}) {
+            if (stride < count || (count == 8 && stride < 8)) continue;
+            CAPTURE(count);
+            CAPTURE(cols);
+            CAPTURE(stride);
+            std::vector<float> dst(cols * stride + 8, untouched);  // the 8 × 8 stores write 8 floats per column
+            transpose_rows<B>(rows, count, cols, dst.data(), stride);
+            std::size_t wrong = 0, clobbered = 0;
+            for (std::size_t j = 0; j < cols; ++j)
+              for (std::size_t i = 0; i < stride; ++i) {
+                if (i < count) wrong += dst[j * stride + i] != rows[i][j];
+                else if (count < 8) clobbered += dst[j * stride + i] != untouched;  // positions past the rows stay
+              }
+            CHECK(wrong == 0);
+            CHECK(clobbered == 0);
+          }
+      // As the gemm packs a panel of 6 rows: eight rows transposed into a stride of 6, each column's last two
+      // floats overwritten by the next column, the last column's two landing in the 8 floats of slack.
+      for (std::size_t cols : {std::size_t(1), std::size_t(5), std::size_t(8), std::size_t(16), std::size_t(21)}) {
+        CAPTURE(cols);
+        std::vector<float> dst(cols * 6 + 8, untouched);
+        transpose_rows<B>(rows, 8, cols, dst.data(), 6);
+        std::size_t wrong = 0;
+        for (std::size_t j = 0; j < cols; ++j)
+          for (std::size_t i = 0; i < 6; ++i) wrong += dst[j * 6 + i] != rows[i][j];
+        CHECK(wrong == 0);
+        for (std::size_t s = cols * 6 + 2; s < dst.size(); ++s) CHECK(dst[s] == untouched);
+      }
     }
   });
 }

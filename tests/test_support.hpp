@@ -1,16 +1,22 @@
-// Shared by the tests: where the data is, reading golden tensors, comparing arrays.
+// Shared by the tests: where the data is, reading golden tensors, comparing arrays, random inputs, weight
+// matrices from row-major values.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <span>
 #include <vector>
 
 #include "griffin/io/safetensors.hpp"
+#include "griffin/kernels/linear.hpp"
+#include "griffin/matrix.hpp"
 #include "griffin/simd/default.hpp"
 
 namespace griffin::test {
@@ -54,6 +60,36 @@ inline float max_abs_diff(std::span<const float> a, std::span<const float> b) {
     if (!(d <= m)) m = std::isnan(d) ? INFINITY : d;
   }
   return m;
+}
+
+// a and b hold the same bits (NaN equal to the same NaN, unlike operator==): for outputs compared with
+// buffers that were filled with NaN to show what a kernel left unwritten.
+inline bool same_bits(std::span<const float> a, std::span<const float> b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
+}
+
+// n values uniform in [lo, hi), the same for the same seed.
+inline std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A [rows, cols] weight matrix stored as `type` from row-major float values (bf16 rounds them, int8
+// quantises each row).
+inline Matrix matrix_from_rows(WeightType type, std::span<const float> values, std::size_t rows, std::size_t cols) {
+  REQUIRE(values.size() == rows * cols);
+  return Matrix::from_rows(type, rows, cols, [&](std::size_t r, std::span<float> row) {
+    std::copy_n(values.begin() + std::ptrdiff_t(r * cols), cols, row.begin());
+  });
+}
+
+// y = x · Wᵀ + b through kernels::linear for `tokens` row-major rows, whatever W's storage type.
+template <simd::VectorBackend B>
+void linear(const float* x, std::size_t tokens, const Matrix& w, const float* bias, float* y) {
+  w.visit([&](auto view) { kernels::linear<B>(x, tokens, view, bias, y); });
 }
 
 }  // namespace griffin::test

@@ -9,31 +9,24 @@
 #include "griffin/config.hpp"
 #include "griffin/model.hpp"
 #include "griffin/random_weights.hpp"
+#include "griffin/threads.hpp"
 
 namespace griffin::test {
 
 inline DynamicConfig tiny_random_config(std::size_t vocab = 64, std::size_t window = 16) {
-  DynamicConfig c;
-  c.vocab_size = Size<dynamic>(vocab);
-  c.width = Size<dynamic>(32);
-  c.lru_width = Size<dynamic>(32);
-  c.num_heads = Size<dynamic>(2);
-  c.head_dim = Size<dynamic>(16);
-  c.num_kv_heads = Size<dynamic>(1);
-  c.mlp_width = Size<dynamic>(64);
-  c.conv_width = Size<dynamic>(4);
-  c.attention_window = Size<dynamic>(window);
-  c.depth = Size<dynamic>(3);
-  c.pattern.blocks = {BlockType::recurrent, BlockType::recurrent, BlockType::local_attention};
-  c.validate();
-  return c;
+  return make_dynamic_config(Shape{.vocab_size = vocab, .width = 32, .lru_width = 32, .num_heads = 2, .head_dim = 16,
+                                   .num_kv_heads = 1, .mlp_width = 64, .conv_width = 4, .attention_window = window,
+                                   .depth = 3},
+                             {BlockType::recurrent, BlockType::recurrent, BlockType::local_attention});
 }
 
+// min_part_work: the pool's (ThreadPool); 0 makes a model of this size split every job it can.
 template <simd::VectorBackend Backend = simd::Default>
 Model<DynamicConfig, Backend> tiny_random_model(const DynamicConfig& config = tiny_random_config(),
-                                                std::size_t threads = 1, std::uint64_t seed = 7) {
+                                                std::size_t threads = 1, std::uint64_t seed = 7,
+                                                std::size_t min_part_work = ThreadPool::default_min_part_work) {
   auto weights = std::make_shared<const Weights>(make_random_weights(config, WeightType::f32, seed));
-  return Model<DynamicConfig, Backend>(config, weights, threads);
+  return Model<DynamicConfig, Backend>(config, weights, threads, min_part_work);
 }
 
 }  // namespace griffin::test

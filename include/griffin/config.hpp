@@ -149,7 +149,7 @@ constexpr void visit_sizes(F&& f) {
 // How messages name a size, config.json's key first: "hidden_size (width)", "intermediate_size/2 (mlp_width)".
 inline std::string size_field_label(const SizeField& f) {
   std::string s(f.json_key);
-  if (f.json_factor != 1) s += "/" + std::to_string(f.json_factor);
+  if (f.json_factor != 1) (s += '/') += std::to_string(f.json_factor);  // not "/" + …: GCC 12 -Wrestrict
   if (f.json_key != f.name) s += " (" + std::string(f.name) + ")";
   return s;
 }

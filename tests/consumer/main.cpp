@@ -7,6 +7,6 @@ int main(int argc, char** argv) {
   const auto model = griffin::load_model(argv[1], {.threads = 1});
   auto state = model.new_state();
   const auto logits = model.prefill(state, std::vector<int>{'A', 'n', 'd'});
-  std::printf("consumer: %zu logits, parameters %zu\n", logits.size(), model.weights().parameter_count());
+  std::printf("consumer: %zu logits, parameters %zu\n", logits.size(), griffin::parameter_count(model.config()));
   return logits.size() == model.config().sizes.vocab_size ? 0 : 1;
 }

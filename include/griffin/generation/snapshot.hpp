@@ -255,7 +255,7 @@ inline Snapshot load_snapshot(std::span<const std::byte> bytes, const StateShape
   std::uint64_t stored_hash;
   std::memcpy(&stored_hash, bytes.data() + bytes.size() - 8, 8);
   if (stored_hash != detail::fnv1a(bytes.first(bytes.size() - 8)))
-    throw SnapshotError("griffin snapshot: corrupted (the checksum does not match the contents)");
+    throw SnapshotError("griffin snapshot: corrupted or truncated (the checksum does not match the contents)");
 
   const StateShape shape = detail::read_shape(r);
   if (expected && !(shape == *expected))
