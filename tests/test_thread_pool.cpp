@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -54,7 +55,9 @@ TEST_CASE("with min_part_work 0, grain_for is the caller's grain whatever the wo
 }
 
 namespace {
-// The parts parallel_for made, and the threads that ran them.
+// The parts parallel_for made, and the threads that ran them. Every thread claims parts until none is left, so
+// a part that is over at once may all be run by the caller before a worker wakes: each part takes 20 ms, ample
+// time for the other thread to claim the next one.
 struct Parts {
   std::vector<std::pair<std::size_t, std::size_t>> ranges;
   std::set<std::thread::id> threads;
@@ -63,9 +66,12 @@ Parts run(ThreadPool& pool, std::size_t n, std::size_t grain) {
   Parts p;
   std::mutex m;
   pool.parallel_for(n, grain, [&](std::size_t b, std::size_t e) {
-    std::lock_guard lock(m);
-    p.ranges.emplace_back(b, e);
-    p.threads.insert(std::this_thread::get_id());
+    {
+      std::lock_guard lock(m);
+      p.ranges.emplace_back(b, e);
+      p.threads.insert(std::this_thread::get_id());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   });
   return p;
 }

@@ -163,7 +163,7 @@ class State {
   std::size_t batch_size() const { return positions_.size(); }
   const StateShape& shape() const { return shape_; }
   // The number of tokens sequence b has consumed; the next token's position.
-  std::int64_t position(std::size_t b = 0) const { return positions_.at(b); }
+  std::int64_t position(std::size_t b = 0) const { return positions_[check(b)]; }
 
   // Sequence b's state in layer `layer` (read-only views).
   std::span<const float> rg_lru(std::size_t layer, std::size_t b) const {
@@ -197,7 +197,8 @@ class State {
     for (std::size_t i = 0; i < layers_.size(); ++i) f(sequence_layer<false>(*this, i, b));
   }
   // Overwrites sequence b: its position, then every layer through fill(SequenceLayer<true>), in the order
-  // visit_buffers gives them. fill writes the spans and assigns the KV cache.
+  // visit_buffers gives them. fill writes the spans and assigns the KV cache. If fill throws, the layers before
+  // it are already overwritten and the position is not: restore the sequence again or reset the state.
   template <class F>
   void restore(std::size_t b, std::int64_t position, F&& fill) {
     check(b);

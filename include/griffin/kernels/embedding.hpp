@@ -16,7 +16,7 @@ inline float embedding_scale(std::size_t width, bool scale_by_sqrt_dim) {
   return scale_by_sqrt_dim ? round_to_bf16(std::sqrt(float(width))) : 1.0f;
 }
 
-// y = table[token] · scale (an int8 row times its own scale first). The caller has checked
+// y = table[token] · scale (for int8 the stored integers times scale · the row's scale). The caller has checked
 // 0 <= token < table.rows. Every backend computes the same products, so the row is written one lane at a time.
 template <class W, std::size_t R, std::size_t C>
 void embed(PanelMatrix<W, R, C> table, int token, float scale, float* y) {

@@ -45,7 +45,8 @@ void linear(const float* x, std::size_t tokens, PanelMatrix<W, R, C> w, const fl
 }
 
 // How outputs are split between threads: whole gemm panels (which are whole weight panels or parts of one),
-// or for gemv whole weight panels, so no panel is padded twice.
+// or for gemv whole weight panels, so no panel is padded twice. Either kernel takes a range starting at any
+// multiple of min(nr, panel_width), so a head-major linear of a few rows (gemm) may be split like a gemv.
 template <simd::VectorBackend B>
 constexpr std::size_t linear_output_grain(std::size_t tokens) {
   constexpr std::size_t nr = GemmBlocking<B>::nr;
