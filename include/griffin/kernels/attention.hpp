@@ -202,26 +202,24 @@ void mqa_attention_rows(QueryRows queries, std::span<const KeySegment> segments,
 // ---- A few query rows (decode) ----
 //
 // A decode step has one token's heads as its query rows: too few for the tiles above to pay for their
-// matmuls. Each row's scores are dot products with its visible keys (a key tile at a time for every row, so a
-// tile is read from memory once for all heads), then a softmax, then the weighted values. The head width
-// may be a compile-time extent, which unrolls the dot products and the value sums.
+// matmuls. Scores are dot products, a key tile at a time for a group of rows (so a tile of keys is read from
+// memory once for all heads), with the same online softmax as above; everything lives in fixed buffers on
+// the stack, so a decode step allocates nothing whichever thread runs it. The head width may be a
+// compile-time extent, which unrolls the dot products and the value sums.
 
 inline constexpr std::size_t attention_decode_max_tokens = 4;  // up to this many query tokens take this path
 inline constexpr std::size_t attention_decode_key_tile = 64;
+inline constexpr std::size_t attention_decode_row_group = 32;
 
 template <simd::VectorBackend B, std::size_t Dh>
 void mqa_attention_decode_rows(QueryRows queries, std::span<const KeySegment> segments, std::size_t heads,
                                Size<Dh> head_dim, std::size_t window, float* out, std::size_t r_begin,
                                std::size_t r_end) {
-  constexpr std::size_t L = B::lanes;
+  constexpr std::size_t L = B::lanes, KT = attention_decode_key_tile, RG = attention_decode_row_group;
   constexpr float neg_inf = -std::numeric_limits<float>::infinity();
-  const std::size_t rows = r_end - r_begin, vector_end = head_dim / L * L;
+  const std::size_t vector_end = head_dim / L * L;
   const float scale = 1.0f / std::sqrt(float(head_dim));
-  std::size_t keys = 0;
-  for (const KeySegment& seg : segments) keys += seg.count;
-  thread_local detail::AttentionScratch scratch;
-  float* S = scratch.scores.get(rows * keys);  // [rows][keys], in segment order
-  float* sum = scratch.row_sum.get(rows);
+  const auto each = [&]<std::size_t... Q>(std::index_sequence<Q...>, auto&& f) { (f(std::integral_constant<std::size_t, Q>{}), ...); };
   auto dot = [&](const float* q, const float* k) {
     auto acc = B::zero();
     for (std::size_t d = 0; d < vector_end; d += L) acc = B::fma(B::load(q + d), B::load(k + d), acc);
@@ -229,73 +227,67 @@ void mqa_attention_decode_rows(QueryRows queries, std::span<const KeySegment> se
     for (std::size_t d = vector_end; d < head_dim; ++d) total = std::fma(q[d], k[d], total);
     return total;
   };
-  auto visible = [&](std::size_t r, const KeySegment& seg, std::size_t s) {
-    const std::size_t t = r / heads;
-    return key_visible(queries.positions[t], queries.documents ? queries.documents[t] : 0, seg.positions[s],
-                       seg.documents ? seg.documents[s] : 0, window);
-  };
-  // Scores, a key tile at a time for every row.
-  std::size_t base = 0;
-  for (const KeySegment& seg : segments) {
-    for (std::size_t s0 = 0; s0 < seg.count; s0 += attention_decode_key_tile) {
-      const std::size_t s1 = std::min(seg.count, s0 + attention_decode_key_tile);
-      for (std::size_t i = 0; i < rows; ++i) {
-        const float* q = queries.queries + (r_begin + i) * head_dim;
-        for (std::size_t s = s0; s < s1; ++s)
-          S[i * keys + base + s] = visible(r_begin + i, seg, s) ? dot(q, seg.keys + s * head_dim) * scale : neg_inf;
-      }
-    }
-    base += seg.count;
-  }
-  // The softmax of each row: exp(score - max) in place, and the sum.
-  for (std::size_t i = 0; i < rows; ++i) {
-    float* srow = S + i * keys;
-    float m = neg_inf;
-    for (std::size_t s = 0; s < keys; ++s) m = std::max(m, srow[s]);
-    // No visible key: the output stays 0.
-    sum[i] = m == neg_inf ? 0.0f : detail::exp_shifted_sum<B>(srow, keys, m);
-  }
-  // The weighted values: each output element is one chain over the row's visible keys in segment order,
-  // eight vectors of a row's output in registers at a time.
-  const auto each = [&]<std::size_t... Q>(std::index_sequence<Q...>, auto&& f) { (f(std::integral_constant<std::size_t, Q>{}), ...); };
-  const auto values_chunk = [&]<std::size_t G>(std::integral_constant<std::size_t, G>, std::size_t i, std::size_t d0) {
+  // o = alpha · o + Σ_s p[s] · v_s over a key tile, G vectors of o in registers at a time; each element is one
+  // chain over the keys in order.
+  const auto add_values = [&]<std::size_t G>(std::integral_constant<std::size_t, G>, float* o, float alpha,
+                                             const float* p, const float* v, std::size_t n) {
     typename B::vec acc[G];
-    each(std::make_index_sequence<G>{}, [&](auto q) { acc[q] = B::zero(); });
-    std::size_t first = 0;
-    for (const KeySegment& seg : segments) {
-      const float* p = S + i * keys + first;
-      for (std::size_t s = 0; s < seg.count; ++s) {
-        if (p[s] == 0.0f) continue;  // invisible (or too small to matter in float)
-        const auto ps = B::set(p[s]);
-        const float* v = seg.values + s * head_dim + d0;
-        each(std::make_index_sequence<G>{}, [&](auto q) { acc[q] = B::fma(ps, B::load(v + q * L), acc[q]); });
-      }
-      first += seg.count;
+    const auto a = B::set(alpha);
+    each(std::make_index_sequence<G>{}, [&](auto q) { acc[q] = B::mul(B::load(o + q * L), a); });
+    for (std::size_t s = 0; s < n; ++s) {
+      if (p[s] == 0.0f) continue;  // invisible (or too small to matter in float)
+      const auto ps = B::set(p[s]);
+      each(std::make_index_sequence<G>{}, [&](auto q) { acc[q] = B::fma(ps, B::load(v + s * head_dim + q * L), acc[q]); });
     }
-    const auto inv = B::set(1.0f / sum[i]);
-    float* o = out + (r_begin + i) * head_dim + d0;
-    each(std::make_index_sequence<G>{}, [&](auto q) { B::store(o + q * L, B::mul(acc[q], inv)); });
+    each(std::make_index_sequence<G>{}, [&](auto q) { B::store(o + q * L, acc[q]); });
   };
-  for (std::size_t i = 0; i < rows; ++i) {
-    float* o = out + (r_begin + i) * head_dim;
-    if (!(sum[i] > 0.0f)) {  // no visible key: the output is 0
-      std::fill_n(o, std::size_t(head_dim), 0.0f);
-      continue;
+  for (std::size_t g0 = r_begin; g0 < r_end; g0 += RG) {
+    const std::size_t rows = std::min(RG, r_end - g0);
+    float m[RG], l[RG];
+    alignas(64) float scores[KT];
+    for (std::size_t i = 0; i < rows; ++i) {
+      m[i] = neg_inf, l[i] = 0.0f;
+      std::fill_n(out + (g0 + i) * head_dim, std::size_t(head_dim), 0.0f);
     }
-    std::size_t d = 0;
-    for (; d + 8 * L <= vector_end; d += 8 * L) values_chunk(std::integral_constant<std::size_t, 8>{}, i, d);
-    for (; d + 2 * L <= vector_end; d += 2 * L) values_chunk(std::integral_constant<std::size_t, 2>{}, i, d);
-    for (; d < vector_end; d += L) values_chunk(std::integral_constant<std::size_t, 1>{}, i, d);
-    for (; d < head_dim; ++d) {  // one lane at a time, the same chain
-      float acc = 0.0f;
-      std::size_t first = 0;
-      for (const KeySegment& seg : segments) {
-        const float* p = S + i * keys + first;
-        for (std::size_t s = 0; s < seg.count; ++s)
-          if (p[s] != 0.0f) acc = std::fma(p[s], seg.values[s * head_dim + d], acc);
-        first += seg.count;
+    for (const KeySegment& seg : segments)
+      for (std::size_t s0 = 0; s0 < seg.count; s0 += KT) {
+        const std::size_t n = std::min(KT, seg.count - s0);
+        for (std::size_t i = 0; i < rows; ++i) {
+          const std::size_t t = (g0 + i) / heads;
+          const int qpos = queries.positions[t], qdoc = queries.documents ? queries.documents[t] : 0;
+          const float* q = queries.queries + (g0 + i) * head_dim;
+          float tile_max = neg_inf;
+          for (std::size_t s = 0; s < n; ++s) {
+            const std::size_t key = s0 + s;
+            scores[s] = key_visible(qpos, qdoc, seg.positions[key], seg.documents ? seg.documents[key] : 0, window)
+                            ? dot(q, seg.keys + key * head_dim) * scale
+                            : neg_inf;
+            tile_max = std::max(tile_max, scores[s]);
+          }
+          if (tile_max == neg_inf) continue;  // nothing visible to this row in this tile
+          const float m_new = std::max(m[i], tile_max);
+          const float alpha = std::exp(m[i] - m_new);  // 0 for the row's first visible tile
+          l[i] = std::fma(l[i], alpha, detail::exp_shifted_sum<B>(scores, n, m_new));
+          m[i] = m_new;
+          float* o = out + (g0 + i) * head_dim;
+          const float* v = seg.values + s0 * head_dim;
+          std::size_t d = 0;
+          for (; d + 8 * L <= vector_end; d += 8 * L) add_values(std::integral_constant<std::size_t, 8>{}, o + d, alpha, scores, v + d, n);
+          for (; d + 2 * L <= vector_end; d += 2 * L) add_values(std::integral_constant<std::size_t, 2>{}, o + d, alpha, scores, v + d, n);
+          for (; d < vector_end; d += L) add_values(std::integral_constant<std::size_t, 1>{}, o + d, alpha, scores, v + d, n);
+          for (; d < head_dim; ++d) {  // one lane at a time, the same chain
+            float acc = o[d] * alpha;
+            for (std::size_t s = 0; s < n; ++s)
+              if (scores[s] != 0.0f) acc = std::fma(scores[s], v[s * head_dim + d], acc);
+            o[d] = acc;
+          }
+        }
       }
-      o[d] = acc * (1.0f / sum[i]);
+    for (std::size_t i = 0; i < rows; ++i) {
+      if (!(l[i] > 0.0f)) continue;  // no visible key at all: the output stays 0
+      const float inv = 1.0f / l[i];
+      float* o = out + (g0 + i) * head_dim;
+      for (std::size_t d = 0; d < head_dim; ++d) o[d] *= inv;
     }
   }
 }

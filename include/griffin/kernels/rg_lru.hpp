@@ -132,16 +132,20 @@ void block_diagonal_gates(const float* x, std::size_t ld, std::size_t tokens, Si
                         ys[g] + h * bw, ld, 0, bw, false);
     return;
   }
+  // The columns go in batches from a fixed buffer on the stack: a decode step allocates nothing.
   const std::size_t vectors = bw / L;
-  thread_local std::vector<detail::GateColumn> columns;
+  constexpr std::size_t batch = 64;
+  detail::GateColumn columns[batch];
   for (std::size_t t = 0; t < tokens; ++t) {
-    columns.clear();
+    std::size_t n = 0;
     for (std::size_t h = h_begin; h < h_end; ++h)
       for (std::size_t g = 0; g < gates; ++g)
-        for (std::size_t v = 0; v < vectors; ++v)
-          columns.push_back({x + t * ld + h * bw, ws[g] + h * bw * bw + v * L, bs[g] + h * bw + v * L,
-                             ys[g] + t * ld + h * bw + v * L});
-    detail::gate_columns<B>(columns.data(), columns.size(), bw);
+        for (std::size_t v = 0; v < vectors; ++v) {
+          columns[n++] = {x + t * ld + h * bw, ws[g] + h * bw * bw + v * L, bs[g] + h * bw + v * L,
+                          ys[g] + t * ld + h * bw + v * L};
+          if (n == batch) detail::gate_columns<B>(columns, std::exchange(n, 0), bw);
+        }
+    detail::gate_columns<B>(columns, n, bw);
     if (vectors * L < bw)
       for (std::size_t h = h_begin; h < h_end; ++h)
         for (std::size_t g = 0; g < gates; ++g)
