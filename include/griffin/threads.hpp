@@ -44,13 +44,16 @@ class ThreadPool {
   // allow, which the tests use to check that splits keep the bits.
   static constexpr std::size_t default_min_part_work = 65536;
 
-  // The grain for parallel_for over items costing `item_work` each: a multiple of `grain`, of enough items
-  // that every part (but the last) does at least min_part_work. Small jobs then run on the calling thread.
-  std::size_t grain_for(std::size_t item_work, std::size_t grain = 1) const {
+  // The grain for parallel_for over n items costing `item_work` each: a multiple of `grain` that cuts [0, n) into
+  // as many equal parts as the pool has threads, but into fewer where a part would do less than min_part_work.
+  // Small jobs then run on the calling thread, and a split is never one large part and a small one.
+  std::size_t grain_for(std::size_t n, std::size_t item_work, std::size_t grain = 1) const {
     grain = std::max<std::size_t>(grain, 1);
-    if (item_work == 0) return grain;
-    const std::size_t items = (min_part_work_ + item_work - 1) / item_work;
-    return std::max(grain, (items + grain - 1) / grain * grain);
+    if (n == 0) return grain;
+    const std::size_t items_per_part = item_work == 0 ? 1 : std::max<std::size_t>(1, (min_part_work_ + item_work - 1) / item_work);
+    const std::size_t parts = std::clamp<std::size_t>(n / items_per_part, 1, size());
+    const std::size_t per_part = (n + parts - 1) / parts;
+    return (per_part + grain - 1) / grain * grain;
   }
   std::size_t min_part_work() const { return min_part_work_; }
 

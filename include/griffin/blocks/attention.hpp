@@ -53,7 +53,7 @@ void attention_block(const Config& config, ThreadPool& pool, const AttentionWeig
     // score and a weighted value per key it may see.
     const std::size_t cached = cache.size() + T;
     const std::size_t keys = window == dynamic ? cached : std::min(cached, window + T);
-    pool.parallel_for(T * H, pool.grain_for(2 * keys * Dh), [&](std::size_t r0, std::size_t r1) {
+    pool.parallel_for(T * H, pool.grain_for(T * H, 2 * keys * Dh), [&](std::size_t r0, std::size_t r1) {
       kernels::mqa_attention<Backend>(queries, std::span(segments, n_segments), H, Dh, window,
                                       mixed.data() + b * T * HD, r0, r1);
     });

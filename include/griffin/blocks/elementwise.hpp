@@ -15,7 +15,7 @@ namespace griffin::blocks {
 // whole vectors. `work_per_element` sizes the parts (ThreadPool::grain_for).
 template <simd::VectorBackend Backend, class Body>
 void parallel_elementwise(ThreadPool& pool, std::size_t n, std::size_t work_per_element, Body&& body) {
-  pool.parallel_for(n, pool.grain_for(work_per_element, 64 * Backend::lanes), body);
+  pool.parallel_for(n, pool.grain_for(n, work_per_element, 64 * Backend::lanes), body);
 }
 
 }  // namespace griffin::blocks

@@ -35,7 +35,7 @@ void parallel_linear(ThreadPool& pool, const float* x, std::size_t rows, const M
   w.visit<R, C>([&](auto view) {
     const auto in = x_layout.value_or(kernels::ActivationLayout::row_major(view.cols));
     const auto out = y_layout.value_or(kernels::ActivationLayout::row_major(view.rows));
-    const std::size_t grain = pool.grain_for(rows * view.cols, kernels::linear_output_grain<Backend>(rows));
+    const std::size_t grain = pool.grain_for(view.rows, rows * view.cols, kernels::linear_output_grain<Backend>(rows));
     pool.parallel_for(view.rows, grain, [&](std::size_t begin, std::size_t end) {
       kernels::linear<Backend>(x, in, rows, view, bias, y, out, begin, end);
     });
@@ -54,9 +54,10 @@ void parallel_linear_pair(ThreadPool& pool, const float* x, std::size_t rows, co
   const auto in = ActivationLayout::row_major(w1.cols());
   const auto out1 = out_layout.value_or(ActivationLayout::row_major(n1)),
              out2 = out_layout.value_or(ActivationLayout::row_major(n2));
-  const std::size_t grain = pool.grain_for(rows * w1.cols(), kernels::linear_output_grain<Backend>(rows));
-  // The second matrix's outputs start at a whole panel of the concatenation.
-  const std::size_t second = (n1 + grain - 1) / grain * grain;
+  const std::size_t grain = pool.grain_for(n1 + n2, rows * w1.cols(), kernels::linear_output_grain<Backend>(rows));
+  // The second matrix's outputs start at a whole grain of the concatenation (right after the first when one
+  // part takes both).
+  const std::size_t second = grain >= n1 + n2 ? n1 : (n1 + grain - 1) / grain * grain;
   pool.parallel_for(second + n2, grain, [&](std::size_t begin, std::size_t end) {
     if (begin < n1)
       w1.visit<R, C>([&](auto view) { kernels::linear<Backend>(x, in, rows, view, bias1, y1, out1, begin, std::min(end, n1)); });

@@ -46,7 +46,7 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
                                                                        : RecurrentLayout::row_major;
   // A head's work per row: its two gates (bw × bw multiply-adds each), Conv1D and the scan (some 40
   // operations per channel, the scan's exponentials most of them).
-  const std::size_t head_grain = pool.grain_for(N * bw * (2 * bw + 40));
+  const std::size_t head_grain = pool.grain_for(H, N * bw * (2 * bw + 40));
   // Head-major, [H][B·T][bw]: head h of token row r at h·N·bw + r·bw. Each thread's heads are contiguous
   // memory, and Conv1D, both gates and the scan of a head run back to back while its rows are still in cache.
   const bool head_major = layout == RecurrentLayout::head_major;
@@ -105,9 +105,9 @@ void recurrent_block(const Config& config, ThreadPool& pool, const RecurrentWeig
         scan_part(h0 * bw, h1 * bw);
       });
     } else {
-      const std::size_t grain = pool.grain_for(N * 40, 4 * Backend::lanes);  // whole vectors (see above)
+      const std::size_t grain = pool.grain_for(E, N * 40, 4 * Backend::lanes);  // whole vectors (see above)
       pool.parallel_for(E, grain, conv_part);
-      pool.parallel_for(H, pool.grain_for(N * bw * 2 * bw), gates_part);
+      pool.parallel_for(H, pool.grain_for(H, N * bw * 2 * bw), gates_part);
       pool.parallel_for(E, grain, scan_part);
     }
   }
