@@ -165,9 +165,10 @@ class Model {
     return state.batch_size();
   }
 
-  // Layer i: the temporal block of type Type, then the MLP, each around its norm and residual connection.
+  // Layer i: the temporal block of type Type, then the MLP, each around its norm and residual connection. Out of
+  // line: the fold in run_layers names it once per place in the pattern, and one copy per block type is enough.
   template <BlockType Type>
-  void run_layer(std::size_t i, State& state, const Chunk& c) const {
+  [[gnu::noinline]] void run_layer(std::size_t i, State& state, const Chunk& c) const {
     const LayerWeights& lw = weights_->layers[i];
     LayerState& ls = detail::StateAccess::layer(state, i);
     const std::size_t N = c.B * c.T;

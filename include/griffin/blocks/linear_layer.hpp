@@ -20,9 +20,12 @@ struct LinearShape {
   Size<R> rows{};
   Size<C> cols{};
 };
+// A small matrix (both sizes compile-time constants) reaches the GEMV with its shape; any other at run time, so
+// a large preset instantiates the same GEMVs as a model read from config.json.
 template <std::size_t R, std::size_t C>
-constexpr LinearShape<R, C> linear_shape(Size<R>, Size<C>) {
-  return {};
+constexpr auto linear_shape(Size<R>, Size<C>) {
+  if constexpr (R != dynamic && C != dynamic) return LinearShape<R, C>{};
+  else return LinearShape<>{};
 }
 
 // y = x · Wᵀ + b for `rows` rows of x; bias may be null. Outputs are split between threads in whole panels

@@ -86,14 +86,15 @@ inline void gemv_pass(const float* x, std::size_t ldx, PanelMatrix<W, R, C> w, s
   }
 }
 
-// Panels [p_begin, p_end) in passes of P, then of smaller powers of two. With a compile-time row count
-// the caller passes a P that divides it, so a static matrix runs one kind of pass throughout.
+// Panels [p_begin, p_end) in passes of P, then of P / 3 (when P is 8 or more), then one at a time: three
+// widths, so each weight type and token count compiles three passes. With a compile-time row count the
+// caller passes a P that divides it, so a static matrix runs one kind of pass throughout.
 template <simd::VectorBackend B, std::size_t TM, std::size_t P, class W, std::size_t R, std::size_t C>
 inline void gemv_panels(const float* x, std::size_t ldx, PanelMatrix<W, R, C> w, std::size_t p_begin,
                         std::size_t p_end, std::size_t n_end, const float* bias, float* y, std::size_t ldy) {
   std::size_t p = p_begin;
   for (; p + P <= p_end; p += P) gemv_pass<B, TM, P>(x, ldx, w, p, bias, y, ldy, n_end);
-  if constexpr (P > 1) gemv_panels<B, TM, std::max<std::size_t>(P / 2, 1)>(x, ldx, w, p, p_end, n_end, bias, y, ldy);
+  if constexpr (P > 1) gemv_panels<B, TM, P >= 8 ? P / 3 : 1>(x, ldx, w, p, p_end, n_end, bias, y, ldy);
 }
 
 // The pass width for TM tokens: the largest that fits the registers and, for a compile-time row count,
@@ -114,7 +115,8 @@ constexpr std::size_t gemv_pass_panels() {
 
 // Outputs n in [n_begin, n_end) for all tokens; n_begin is a multiple of panel_width (callers split whole
 // panels across threads). x: [tokens] rows ldx apart (≥ w.cols); y: [tokens] rows ldy apart; bias may be null.
-// Tokens go four at a time, so W is streamed ⌈tokens / 4⌉ times: use gemm for more than a few.
+// Tokens go four at a time, then two, then one, so W is streamed about ⌈tokens / 4⌉ times: use gemm for more
+// than a few.
 template <simd::VectorBackend B, class W, std::size_t R, std::size_t C>
 void gemv(const float* x, std::size_t ldx, std::size_t tokens, PanelMatrix<W, R, C> w, const float* bias, float* y,
           std::size_t ldy, std::size_t n_begin, std::size_t n_end) {
@@ -127,12 +129,9 @@ void gemv(const float* x, std::size_t ldx, std::size_t tokens, PanelMatrix<W, R,
   };
   std::size_t t = 0;
   for (; t + 4 <= tokens; t += 4) run.template operator()<4>(t);
-  switch (tokens - t) {
-    case 3: run.template operator()<3>(t); break;
-    case 2: run.template operator()<2>(t); break;
-    case 1: run.template operator()<1>(t); break;
-    default: break;
-  }
+  // Three left are two and one: W is read once more, for one token, and a pass width fewer is compiled.
+  if (tokens - t >= 2) run.template operator()<2>(t), t += 2;
+  if (tokens - t == 1) run.template operator()<1>(t);
 }
 
 }  // namespace griffin::kernels
