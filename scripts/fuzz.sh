@@ -12,7 +12,7 @@ seconds="${1:-30}"
 build="${GRIFFIN_FUZZ_BUILD:-build-fuzz}"
 
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DGRIFFIN_BUILD_FUZZ=ON -DGRIFFIN_BUILD_TESTS=OFF -DGRIFFIN_BUILD_EXAMPLES=OFF >/dev/null
+  -DGRIFFIN_BUILD_FUZZ=ON -DGRIFFIN_BUILD_TESTS=OFF -DGRIFFIN_BUILD_EXAMPLES=OFF -DGRIFFIN_BUILD_PYTHON=OFF >/dev/null
 cmake --build "$build" -j2 --target fuzz_safetensors fuzz_config
 
 for target in safetensors config; do

@@ -9,6 +9,7 @@ packages=(
   libbenchmark-dev libopenblas-dev gnuplot-nox # bench/ (OpenBLAS only as the speed comparison)
   libsentencepiece-dev sentencepiece           # tokenizers for RecurrentGemma checkpoints
   clang-14 libclang-rt-14-dev                  # fuzzing and sanitizers
+  python3-dev pybind11-dev python3-numpy python3-pytest  # the Python module, for /usr/bin/python3
 )
 missing=()
 for p in "${packages[@]}"; do

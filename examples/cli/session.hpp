@@ -1,6 +1,6 @@
 // What every griffin subcommand starts from: the options shared by all of them, finding the model
 // directory (--model, $GRIFFIN_MODEL, or the shipped demo model), loading the model and its tokenizer,
-// a fingerprint of the checkpoint for snapshots, and the progress line for long prompts.
+// and the progress line for long prompts.
 #pragma once
 
 #include <unistd.h>
@@ -99,34 +99,6 @@ inline std::optional<WeightType> parse_weight_type(const std::string& s) {
   throw UsageError("--weights must be f32, bf16 or int8, not \"" + s + "\"");
 }
 
-// Identifies a checkpoint for snapshots without reading its weights: config.json plus each safetensors
-// file's size and header (which holds every tensor's name, dtype, shape and offsets).
-inline std::string checkpoint_fingerprint(const fs::path& dir) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  auto mix = [&](const std::string& bytes) { h = detail::fnv1a(std::as_bytes(std::span(bytes.data(), bytes.size())), h); };
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().filename() == "config.json" || e.path().extension() == ".safetensors") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (const fs::path& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    mix(f.filename().string() + ":" + std::to_string(fs::file_size(f)));
-    std::string head(f.extension() == ".safetensors" ? 8 : fs::file_size(f), '\0');
-    in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    if (f.extension() == ".safetensors" && in) {
-      std::uint64_t n = 0;
-      std::memcpy(&n, head.data(), 8);
-      std::string header(std::min<std::uint64_t>(n, 100u << 20), '\0');
-      in.read(header.data(), static_cast<std::streamsize>(header.size()));
-      head += header;
-    }
-    mix(head);
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return dir.filename().string() + "-" + hex;
-}
-
 struct Session {
   fs::path dir;
   bool is_demo;
@@ -134,7 +106,7 @@ struct Session {
   std::unique_ptr<Tokenizer> tokenizer;
 
   std::string name() const { return dir.filename().string(); }
-  std::string model_id() const { return checkpoint_fingerprint(dir); }
+  std::string model_id() const { return checkpoint_id(dir); }
   StateShape shape() const { return model.new_state().shape(); }
 };
 

@@ -414,8 +414,7 @@ def test_safetensors_reader_rejects_bad_offsets(tmp_path):
 
 @pytest.mark.parametrize("case", CASES)
 def test_the_converted_model_reproduces_the_golden_logits(case, tmp_path, capsys):
-    pytest.importorskip("griffin._core")
-    import griffin
+    import griffin  # needs the compiled core (ctest runs this file with it built)
 
     out = tmp_path / "out"
     code, err = run(capsys, DATA / case / "reference.pt", out, "--config", DATA / case / "config.json")

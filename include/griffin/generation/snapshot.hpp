@@ -15,9 +15,11 @@
 //   u64 FNV-1a hash of everything before it
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -315,6 +317,36 @@ inline Snapshot read_snapshot(const std::filesystem::path& path, const StateShap
   } catch (const SnapshotError& e) {
     throw SnapshotError(path.string() + ": " + e.what());
   }
+}
+
+// The model id snapshots record: identifies a checkpoint directory without reading its weights, from
+// config.json plus each safetensors file's size and header (which holds every tensor's name, dtype, shape
+// and offsets). "kjv-griffin-" and 16 hex digits.
+inline std::string checkpoint_id(const std::filesystem::path& dir) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&](const std::string& bytes) { h = detail::fnv1a(std::as_bytes(std::span(bytes.data(), bytes.size())), h); };
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().filename() == "config.json" || e.path().extension() == ".safetensors") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const std::filesystem::path& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    mix(f.filename().string() + ":" + std::to_string(std::filesystem::file_size(f)));
+    std::string head(f.extension() == ".safetensors" ? 8 : std::filesystem::file_size(f), '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    if (f.extension() == ".safetensors" && in) {
+      std::uint64_t n = 0;
+      std::memcpy(&n, head.data(), 8);
+      std::string header(std::min<std::uint64_t>(n, 100u << 20), '\0');
+      in.read(header.data(), static_cast<std::streamsize>(header.size()));
+      head += header;
+    }
+    mix(head);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  const std::filesystem::path name = dir.filename().empty() ? dir.parent_path().filename() : dir.filename();  // "dir/"
+  return name.string() + "-" + hex;
 }
 
 // ---- Forks ----
