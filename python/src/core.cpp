@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -64,6 +65,25 @@ class PyState {
  public:
   PyState(ModelPtr owner, State state, std::vector<float> next_logits = {})
       : owner_(std::move(owner)), state_(std::move(state)), next_logits_(std::move(next_logits)) {}
+  PyState(const PyState& o) : owner_(o.owner_), state_(o.state_), next_logits_(o.next_logits_) {}
+  PyState(PyState&& o) noexcept
+      : owner_(std::move(o.owner_)), state_(std::move(o.state_)), next_logits_(std::move(o.next_logits_)) {}
+
+  // Held while a call reads tokens into the state with the GIL released: a second thread using the same
+  // state at once is refused rather than racing on it.
+  class Use {
+   public:
+    explicit Use(PyState& s) : s_(s) {
+      if (s_.in_use_.exchange(true))
+        throw py::value_error("griffin: this state is in use by another thread (give each thread its own state, or fork one)");
+    }
+    ~Use() { s_.in_use_ = false; }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+   private:
+    PyState& s_;
+  };
 
   const LoadedModel& owner() const { return *owner_; }
   const ModelPtr& shared_owner() const { return owner_; }
@@ -83,6 +103,7 @@ class PyState {
   ModelPtr owner_;
   State state_;
   std::vector<float> next_logits_;
+  std::atomic<bool> in_use_{false};
 };
 
 namespace {
@@ -186,6 +207,7 @@ py::array_t<float> prefill(const ModelPtr& m, PyState& s, const py::handle& toke
                           ", T) for this state" + (B == 1 ? " (or (T,))" : "") + ", got " + shape_text(shape));
   const std::size_t T = shape.back();
   if (T == 0) throw py::value_error("griffin: prefill needs at least one token per sequence");
+  const PyState::Use use(s);
   std::vector<py::ssize_t> out_shape;
   if (shape.size() == 2) out_shape.push_back(py::ssize_t(B));
   if (!last_only) out_shape.push_back(py::ssize_t(T));
@@ -215,6 +237,7 @@ py::array_t<float> decode(const ModelPtr& m, PyState& s, const py::handle& token
   out_shape.push_back(py::ssize_t(V));
   py::array_t<float> out = new_logits(out_shape);
   float* data = out.mutable_data();
+  const PyState::Use use(s);
   {
     py::gil_scoped_release unlocked;
     m->model.decode(s.state(), ids, std::span<float>(data, B * V));
@@ -269,6 +292,7 @@ py::dict generate_text(const ModelPtr& m, const std::string& prompt, std::size_t
   if (!state) own.emplace(m, m->model.new_state(1));
   PyState& s = state ? *state : *own;
   check_owner(*m, s);
+  const PyState::Use use(s);
   if (s.batch() != 1) throw py::value_error("griffin: generate continues a state of one sequence, this one holds " + std::to_string(s.batch()));
   const bool fresh = s.state().position(0) == 0;
   const std::vector<int> tokens = fresh ? tokenizer.encode_prompt(prompt) : tokenizer.encode(prompt);
@@ -344,7 +368,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("positions", &PyState::positions, "Tokens each sequence has read.")
       .def_property_readonly(
           "logits",
-          [](const PyState& s) -> py::object {
+          [](PyState& s) -> py::object {
+            const PyState::Use use(s);
             if (s.next_logits().empty()) return py::none();
             const std::size_t V = vocab(s.owner());
             py::array_t<float> a({py::ssize_t(s.batch()), py::ssize_t(V)});
@@ -354,7 +379,8 @@ PYBIND11_MODULE(_core, m) {
           "The next-token logits [batch, V] after the last call that read tokens, or None.")
       .def(
           "save",
-          [](const PyState& s, const fs::path& path) {
+          [](PyState& s, const fs::path& path) {
+            const PyState::Use use(s);
             py::gil_scoped_release unlocked;
             write_snapshot(path, s.state(), s.next_logits(), s.owner().model_id);
           },
@@ -363,7 +389,8 @@ PYBIND11_MODULE(_core, m) {
           "--load-state` read.")
       .def(
           "fork",
-          [](const PyState& s, std::size_t n) {
+          [](PyState& s, std::size_t n) {
+            const PyState::Use use(s);
             if (s.batch() != 1) throw py::value_error("griffin: fork copies a state of one sequence, this one holds " + std::to_string(s.batch()));
             if (n == 0) throw py::value_error("griffin: fork needs n >= 1");
             std::vector<float> logits;
@@ -373,7 +400,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("n"), "A state of n sequences, each a copy of this one-sequence state (read a prompt once, continue it n ways).")
       .def(
           "sequence",
-          [](const PyState& s, std::size_t i) {
+          [](PyState& s, std::size_t i) {
+            const PyState::Use use(s);
             if (i >= s.batch()) throw py::index_error("griffin: sequence " + std::to_string(i) + " of a state of " + std::to_string(s.batch()));
             const std::size_t V = vocab(s.owner());
             std::vector<float> logits;
@@ -381,9 +409,9 @@ PYBIND11_MODULE(_core, m) {
             return PyState(s.shared_owner(), extract_sequence(s.state(), i), std::move(logits));
           },
           py::arg("i"), "A one-sequence copy of sequence i.")
-      .def("copy", [](const PyState& s) { return PyState(s); }, "An independent copy.")
-      .def("__copy__", [](const PyState& s) { return PyState(s); })
-      .def("__deepcopy__", [](const PyState& s, py::dict) { return PyState(s); })
+      .def("copy", [](PyState& s) { const PyState::Use use(s); return PyState(s); }, "An independent copy.")
+      .def("__copy__", [](PyState& s) { const PyState::Use use(s); return PyState(s); })
+      .def("__deepcopy__", [](PyState& s, py::dict) { const PyState::Use use(s); return PyState(s); })
       .def("__repr__", [](const PyState& s) {
         std::string p;
         for (std::int64_t x : s.positions()) p += (p.empty() ? "" : ", ") + std::to_string(x);

@@ -318,3 +318,21 @@ def test_the_gil_is_released_while_the_model_runs(tiny):
         spinner.join()
         sys.setswitchinterval(interval)
     assert during > 10
+
+
+def test_a_state_in_use_by_a_running_call_is_refused_not_raced(demo):
+    # The generation callback runs inside the call that holds the state, as another thread's call would be.
+    state = demo.new_state()
+    refused = []
+
+    def on_text(text):
+        for use in (lambda: demo.decode(state, 65), lambda: demo.prefill(state, [65]), state.copy, lambda: state.fork(2)):
+            with pytest.raises(ValueError, match="in use by another thread"):
+                use()
+            refused.append(text)
+        return False
+
+    demo._generate("And God said", 5, 0.0, 0, 1.0, 1, [], state, on_text)
+    assert len(refused) == 4
+    assert state.positions == [len("And God said") + 1]  # the refused calls read nothing
+    demo.decode(state, 65)  # free again once the call returned
