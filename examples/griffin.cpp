@@ -5,6 +5,7 @@
 //   griffin chat                  a conversation that keeps its state between turns
 //   griffin perplexity [FILE]     bits per byte and nats per token of a text
 //   griffin info                  config, parameter count, memory
+//   griffin serve                 an OpenAI-compatible HTTP server with continuous batching
 //
 // The commands live in examples/cli/; docs/cli.md describes every option.
 #include <cstdio>
@@ -16,6 +17,9 @@
 #include "cli/generate.hpp"
 #include "cli/info.hpp"
 #include "cli/perplexity.hpp"
+#ifdef GRIFFIN_WITH_HTTPLIB
+#include "cli/serve.hpp"
+#endif
 
 namespace {
 
@@ -28,7 +32,8 @@ void print_usage(std::FILE* out) {
                "  generate    continue a prompt; several at once with --batch (griffin generate --help)\n"
                "  chat        a multi-turn conversation on stdin, keeping the state between turns\n"
                "  perplexity  bits per byte and nats per token of a text\n"
-               "  info        the model's config, parameter count and memory\n\n"
+               "  info        the model's config, parameter count and memory\n"
+               "  serve       an OpenAI-compatible HTTP server (griffin serve --help)\n\n"
                "common options: --model DIR (default: the demo model, or $GRIFFIN_MODEL), --threads N,\n"
                "                --weights f32|bf16|int8, --help\n");
 }
@@ -50,6 +55,14 @@ int main(int argc, char** argv) {
     if (command == "chat") return cli::run_chat(rest);
     if (command == "perplexity") return cli::run_perplexity(rest);
     if (command == "info") return cli::run_info(rest);
+    if (command == "serve") {
+#ifdef GRIFFIN_WITH_HTTPLIB
+      return cli::run_serve(rest);
+#else
+      std::fprintf(stderr, "griffin serve: this griffin was built without cpp-httplib (libcpp-httplib-dev)\n");
+      return 1;
+#endif
+    }
     // `griffin "some prompt"` or `griffin --seed 3 ...`: generate.
     command = "generate";
     return cli::run_generate(args);

@@ -8,6 +8,7 @@ packages=(
   doctest-dev                                  # tests
   libbenchmark-dev libopenblas-dev gnuplot-nox # bench/ (OpenBLAS only as the speed comparison)
   libsentencepiece-dev sentencepiece           # tokenizers for RecurrentGemma checkpoints
+  libcpp-httplib-dev curl nodejs               # griffin serve; its tests talk to it with curl and the openai npm client
   clang-14 libclang-rt-14-dev                  # fuzzing and sanitizers
   python3-dev pybind11-dev python3-numpy python3-pytest  # the Python module, for /usr/bin/python3
 )
@@ -21,4 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's nodejs has npm as a package of its own; NodeSource's nodejs (which conflicts with it) includes npm.
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi

@@ -4,7 +4,8 @@
 #                              doctest executable (packaging and compile-fail tests are skipped: they test
 #                              the build, not memory); build dir build-asan
 #   scripts/sanitize.sh tsan   ThreadSanitizer on the threaded tests (test_concurrency: one shared Model and
-#                              Models sharing weights from several threads); build dir build-tsan
+#                              Models sharing weights from several threads; test_engine: the serving engine's
+#                              worker, submitters on many threads, streaming and cancellation); build dir build-tsan
 #   scripts/sanitize.sh        both
 # The build directories are the CMakePresets ones (debug-sanitize, tsan); override with GRIFFIN_ASAN_BUILD and
 # GRIFFIN_TSAN_BUILD. Any report fails the run (-fno-sanitize-recover=all, halt_on_error).
@@ -28,9 +29,9 @@ run_asan() {
 run_tsan() {
   local build="${GRIFFIN_TSAN_BUILD:-build-tsan}"
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRIFFIN_SANITIZE=thread -DGRIFFIN_BUILD_EXAMPLES=OFF >/dev/null
-  cmake --build "$build" -j"$jobs" --target test_concurrency
+  cmake --build "$build" -j"$jobs" --target test_concurrency test_engine
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    ctest --test-dir "$build" --output-on-failure -R '^test_concurrency$'
+    ctest --test-dir "$build" --output-on-failure -R '^(test_concurrency|test_engine)$'
 }
 
 case "$mode" in

@@ -6,6 +6,8 @@
 // byte-level demo) the message is plain text that the model continues to the end of its line.
 #pragma once
 
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,5 +86,57 @@ class Chat {
   bool reply_open_ = false;
   std::uint64_t turns_ = 0;
 };
+
+// One message of a whole conversation given at once (an OpenAI-style chat request).
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+};
+
+// A whole conversation rendered as the prompt of the model's next reply, and what ends that reply.
+struct ChatPrompt {
+  std::vector<int> tokens;
+  std::vector<int> stop_tokens;
+  std::vector<std::string> stop_strings;
+};
+
+// With Gemma's turn template: each user turn and assistant turn in the template (a system message opens the
+// first user turn, since Gemma has no system role), then the opening of the model's turn; the reply ends at
+// <end_of_turn>. With any other tokenizer (the byte-level demo) each message is one line of plain text and
+// the reply is the next line: it ends at "\n".
+inline ChatPrompt render_chat(const Tokenizer& tokenizer, std::span<const ChatMessage> messages) {
+  if (messages.empty()) throw std::invalid_argument("chat: no messages");
+  const int start_turn = tokenizer.token_id("<start_of_turn>"), end_turn = tokenizer.token_id("<end_of_turn>");
+  const bool turn_template = start_turn >= 0 && end_turn >= 0;
+  std::string text, system;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    if (m.role != "system" && m.role != "user" && m.role != "assistant")
+      throw std::invalid_argument("chat: message " + std::to_string(i) + " has role \"" + m.role +
+                                  "\"; the roles are system, user and assistant");
+    if (!turn_template) {
+      text += m.content;
+      text += '\n';
+    } else if (m.role == "system") {
+      system += m.content + "\n\n";
+    } else {
+      text += m.role == "user" ? "<start_of_turn>user\n" + system : std::string("<start_of_turn>model\n");
+      if (m.role == "user") system.clear();
+      text += m.content;
+      text += "<end_of_turn>\n";
+    }
+  }
+  ChatPrompt p;
+  if (turn_template) {
+    text += system.empty() ? "" : "<start_of_turn>user\n" + system + "<end_of_turn>\n";
+    text += "<start_of_turn>model\n";
+    p.stop_tokens.push_back(end_turn);
+  } else {
+    p.stop_strings.push_back("\n");
+  }
+  if (tokenizer.eos_id() >= 0) p.stop_tokens.push_back(tokenizer.eos_id());
+  p.tokens = tokenizer.encode_prompt(text);
+  return p;
+}
 
 }  // namespace griffin

@@ -2,6 +2,7 @@
 // and the logits soft cap. (The RG-LRU's sigmoids are in simd/math.hpp.)
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -37,8 +38,14 @@ typename B::vec gelu_tanh(typename B::vec x) {
   auto half_x = B::mul(B::set(0.5f), x);
   return B::fma(half_x, B::tanh(inner), half_x);
 }
-inline float gelu_tanh_scalar(float x) {
-  return 0.5f * x * (1.0f + std::tanh(gelu_k * (x + gelu_c * x * x * x)));
+// The last n < L elements through the same vector code as the rest (in a padded copy), so an element's value
+// never depends on where it falls in the array: a row of a batch (e.g. logits [B, V] with V not a multiple of
+// L) gets the bits it gets alone.
+template <simd::VectorBackend B, class F>
+void vector_tail(float* y, std::size_t n, F&& f) {
+  alignas(64) float buf[B::lanes] = {};
+  f(buf, n);
+  std::copy_n(buf, n, y);
 }
 }  // namespace detail
 
@@ -50,7 +57,11 @@ void gelu_in_place(float* x, std::size_t n) {
   constexpr std::size_t L = B::lanes;
   std::size_t i = 0;
   for (; i + L <= n; i += L) B::store(x + i, detail::gelu_tanh<B>(B::load(x + i)));
-  for (; i < n; ++i) x[i] = detail::gelu_tanh_scalar(x[i]);
+  if (i < n)
+    detail::vector_tail<B>(x + i, n - i, [&](float* buf, std::size_t m) {
+      std::copy_n(x + i, m, buf);
+      B::store(buf, detail::gelu_tanh<B>(B::load(buf)));
+    });
 }
 
 // y = gelu(gate) ⊙ up; y may alias gate or up.
@@ -59,7 +70,13 @@ void gated_gelu(const float* gate, const float* up, std::size_t n, float* y) {
   constexpr std::size_t L = B::lanes;
   std::size_t i = 0;
   for (; i + L <= n; i += L) B::store(y + i, B::mul(detail::gelu_tanh<B>(B::load(gate + i)), B::load(up + i)));
-  for (; i < n; ++i) y[i] = detail::gelu_tanh_scalar(gate[i]) * up[i];
+  if (i < n)
+    detail::vector_tail<B>(y + i, n - i, [&](float* buf, std::size_t m) {
+      alignas(64) float u[L] = {};
+      std::copy_n(gate + i, m, buf);
+      std::copy_n(up + i, m, u);
+      B::store(buf, B::mul(detail::gelu_tanh<B>(B::load(buf)), B::load(u)));
+    });
 }
 
 // x = cap · tanh(x / cap); cap = 0 means no cap.
@@ -71,7 +88,11 @@ void soft_cap(float* x, std::size_t n, float cap) {
   const auto inv_c = B::set(1.0f / cap);
   std::size_t i = 0;
   for (; i + L <= n; i += L) B::store(x + i, B::mul(c, B::tanh(B::mul(B::load(x + i), inv_c))));
-  for (; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+  if (i < n)
+    detail::vector_tail<B>(x + i, n - i, [&](float* buf, std::size_t m) {
+      std::copy_n(x + i, m, buf);
+      B::store(buf, B::mul(c, B::tanh(B::mul(B::load(buf), inv_c))));
+    });
 }
 
 }  // namespace griffin::kernels
